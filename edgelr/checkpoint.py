@@ -1,0 +1,114 @@
+"""The self-describing checkpoint (spec section 4).
+
+A dict of plain values and tensors written with ``torch.save`` and read back only with
+``torch.load(weights_only=True)``: a file that needs pickle to load is refused, never
+executed. The loader needs nothing but the file to rebuild the model.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+
+import torch
+
+from edgelr import __version__
+from edgelr.errors import CheckpointError
+from edgelr.fileio import atomic_path
+from edgelr.model import LogisticModel, n_outputs
+
+FORMAT = "edgelr.checkpoint"
+FORMAT_VERSION = 1
+
+# Keys every checkpoint carries, with the Python type each must have.
+_REQUIRED = {
+    "format": str,
+    "format_version": int,
+    "feature_names": list,
+    "classes": list,
+    "mean": torch.Tensor,
+    "scale": torch.Tensor,
+    "weight": torch.Tensor,
+    "bias": torch.Tensor,
+    "threshold": float,
+    "config": dict,
+    "metrics": dict,
+    "history": list,
+}
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
+    """Write ``state`` (see ``_REQUIRED``) atomically, tagged with format and version."""
+    state = {"format": FORMAT, "format_version": FORMAT_VERSION, "edgelr_version": __version__, **state}
+    _validate(state, os.fspath(path))
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read and validate a checkpoint; CheckpointError says why a file is refused."""
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise CheckpointError(f"{name}: no such checkpoint file; expected a .pt written by 'edgelr train'")
+    if not zipfile.is_zipfile(name):
+        raise CheckpointError(f"{name}: not a torch checkpoint ({_guess_kind(name)}); expected a .pt written by 'edgelr train'")
+    try:
+        state = torch.load(name, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{name}: holds Python objects that are only loadable by running code, which edgelr refuses; "
+            "expected a checkpoint written by 'edgelr train'"
+        ) from exc
+    except Exception as exc:  # torch raises RuntimeError, EOFError, ... for damaged archives
+        raise CheckpointError(f"{name}: unreadable or truncated torch file ({type(exc).__name__}); "
+                              "expected a checkpoint written by 'edgelr train'") from exc
+    _validate(state, name)
+    return state
+
+
+def build_model(state: dict, dtype: torch.dtype = torch.float64) -> LogisticModel:
+    """The torch module a checkpoint describes, in eval mode on the CPU."""
+    n_features, n_classes = len(state["feature_names"]), len(state["classes"])
+    model = LogisticModel(n_features, n_classes, mean=state["mean"], scale=state["scale"], dtype=dtype)
+    with torch.no_grad():
+        model.linear.weight.copy_(state["weight"])
+        model.linear.bias.copy_(state["bias"])
+    return model.eval()
+
+
+def _validate(state, name: str) -> None:
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{name}: a torch file but not an edgelr checkpoint (no '{FORMAT}' format tag)")
+    version = state.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{name}: checkpoint format version {version!r} is newer than this edgelr reads "
+            f"({FORMAT_VERSION}); upgrade edgelr"
+        )
+    for key, kind in _REQUIRED.items():
+        if not isinstance(state.get(key), kind):
+            raise CheckpointError(f"{name}: damaged checkpoint: '{key}' is missing or not a {kind.__name__}")
+    d, k = len(state["feature_names"]), len(state["classes"])
+    expected = {"mean": (d,), "scale": (d,), "weight": (n_outputs(k), d), "bias": (n_outputs(k),)}
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != shape:
+            raise CheckpointError(
+                f"{name}: damaged checkpoint: '{key}' has shape {tuple(state[key].shape)}, "
+                f"expected {shape} for {d} features and {k} classes"
+            )
+    if k < 2:
+        raise CheckpointError(f"{name}: damaged checkpoint: {k} class(es), expected at least 2")
+
+
+def _guess_kind(name: str) -> str:
+    """A hint for the message: what the file looks like instead."""
+    with open(name, "rb") as handle:
+        head = handle.read(64)
+    if not head:
+        return "the file is empty"
+    if name.endswith(".onnx") or b"pytorch" in head or head[:1] == b"\x08":
+        return "it looks like an ONNX model"
+    if head[:1] == b"\x80":
+        return "it is a bare pickle"
+    return "not a zip archive: truncated, or another kind of file"

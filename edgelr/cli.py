@@ -1,0 +1,202 @@
+"""The ``edgelr`` command line: parse options, call one library function, report.
+
+Library errors (EdgelrError) become ``Error: ...`` on stderr and exit 1 here and only
+here; set EDGELR_DEBUG=1 to see the traceback instead. The training side (torch,
+onnx) is imported inside the commands that need it, so ``edgelr --help`` and ``info``
+on an ONNX file stay torch-free.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from edgelr import __version__
+from edgelr.errors import EdgelrError, MissingExtraError
+
+DEFAULT_CHECKPOINT = Path("models") / "model.pt"
+
+
+class _Group(click.Group):
+    """Turns library errors into one-line messages with exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except EdgelrError as exc:
+            if os.environ.get("EDGELR_DEBUG") == "1":
+                raise
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgelr")
+def main() -> None:
+    """Train logistic regression in PyTorch, export it to ONNX, score it anywhere.
+
+    Example: edgelr train && edgelr export
+    """
+
+
+@main.command()
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label", help="Target column (default: the last column).")
+@click.option("--features", help="Comma-separated feature columns (default: all but the label).")
+@click.option("--C", "C", type=float, default=1.0, show_default=True, help="Inverse L2 strength, as scikit-learn's C.")
+@click.option("--penalty", type=click.Choice(["l2", "none"]), default="l2", show_default=True)
+@click.option("--optimizer", type=click.Choice(["lbfgs", "sgd", "adam"]), default="lbfgs", show_default=True)
+@click.option("--lr", type=float, help="Learning rate (default: 1 lbfgs, 0.1 sgd, 0.01 adam).")
+@click.option("--epochs", type=click.IntRange(min=0), help="Passes (sgd/adam) or most iterations (lbfgs); default 100.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Mini-batch rows for sgd/adam (default: full batch).")
+@click.option("--class-weight", type=click.Choice(["none", "balanced"]), default="none", show_default=True)
+@click.option("--standardize/--no-standardize", default=True, show_default=True,
+              help="Scale features by the training mean and std (part of the exported graph).")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
+              help="Stratified share of rows held out for validation; 0 trains on every row.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and of mini-batch order.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CHECKPOINT,
+              show_default=True, help="Checkpoint to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout and nothing else.")
+def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, class_weight, standardize,
+          val_fraction, seed, device, out, as_json) -> None:
+    """Train a logistic-regression classifier on DATA (CSV with a header row).
+
+    Without DATA, trains on the built-in six-student dataset of the tutorial.
+
+    Example: edgelr train data.csv --label passed -o models/model.pt
+    """
+    _require_training_extra("train")
+    from edgelr.data import read_csv, students
+    from edgelr.estimator import LogisticRegression
+    from edgelr.workflow import train_checkpoint
+
+    feature_list = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    dataset = read_csv(data, label=label, features=feature_list) if data else students()
+    estimator = LogisticRegression(
+        C=C, penalty=penalty, class_weight=None if class_weight == "none" else class_weight,
+        standardize=standardize, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
+        seed=seed, device=device,
+    )
+    with _progress_bar(enabled=not as_json, total=epochs or 100) as progress:
+        result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress)
+    if as_json:
+        click.echo(json.dumps({"checkpoint": result.checkpoint, "history": result.history,
+                               "metrics": result.metrics}))
+        return
+    from edgelr.info import metrics_table
+
+    d, h = result.data, result.history
+    click.echo(f"trained on {d['source']}: {d['rows']} rows ({d['train_rows']} train, {d['validation_rows']} "
+               f"validation), {len(dataset.feature_names)} features, {len(dataset.classes)} classes")
+    click.echo(f"  loss        {h[0]['loss']:.6f} at epoch 0 -> {h[-1]['loss']:.6f} at epoch {h[-1]['epoch']}")
+    for line in metrics_table(result.metrics):
+        click.echo(line)
+    click.echo(f"checkpoint: {result.checkpoint}")
+
+
+@main.command()
+@click.argument("checkpoint", required=False, type=click.Path(path_type=Path), default=DEFAULT_CHECKPOINT)
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="ONNX file to write (default: the checkpoint's name with .onnx).")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV whose rows join the parity check (columns matched by name).")
+@click.option("--opset", type=int, help="ONNX opset (default: the exporter's).")
+@click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance on probabilities.")
+@click.option("--rtol", type=float, default=1e-4, show_default=True, help="Relative tolerance on probabilities.")
+def export(checkpoint, out, data, opset, atol, rtol) -> None:
+    """Export CHECKPOINT to ONNX and prove onnxruntime matches torch.
+
+    Writes nothing unless the parity check passes.
+
+    Example: edgelr export models/model.pt -o models/model.onnx --data train.csv
+    """
+    _require_training_extra("export")
+    from edgelr.export import export_checkpoint
+
+    out = out or checkpoint.with_suffix(".onnx")
+    result = export_checkpoint(checkpoint, out, data=data, opset=opset, atol=atol, rtol=rtol)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    for line in result.report.lines():
+        click.echo(line)
+    click.echo(f"exported {result.path} ({result.graph} graph)")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV whose rows join the parity check (columns matched by name).")
+@click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance on probabilities.")
+@click.option("--rtol", type=float, default=1e-4, show_default=True, help="Relative tolerance on probabilities.")
+def verify(checkpoint, model, data, atol, rtol) -> None:
+    """Check that the ONNX MODEL gives CHECKPOINT's answers in onnxruntime.
+
+    Example: edgelr verify models/model.pt models/model.onnx
+    """
+    _require_training_extra("verify")
+    from edgelr.export import verify_model
+
+    report = verify_model(checkpoint, model, data=data, atol=atol, rtol=rtol)
+    for line in report.lines():
+        click.echo(line)
+    click.echo(f"verified {model} against {checkpoint}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+def info(path) -> None:
+    """Summarize a checkpoint (.pt) or an exported ONNX model.
+
+    Example: edgelr info models/model.onnx
+    """
+    from edgelr.info import describe
+
+    for line in describe(path):
+        click.echo(line)
+
+
+def _require_training_extra(command: str) -> None:
+    """Fail with one line, not an ImportError, on an install without edgelr[train]."""
+    missing = []
+    for module in ("torch", "onnx", "onnxscript"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise MissingExtraError(
+            f"'edgelr {command}' needs {', '.join(missing)}, which this install lacks; "
+            "install the training extra: pip install 'edgelr[train]'"
+        )
+
+
+class _progress_bar:
+    """A progress bar on stderr when it is a terminal; a no-op callback otherwise."""
+
+    def __init__(self, *, enabled: bool, total: int):
+        self.enabled = enabled and sys.stderr.isatty()
+        self.total = total
+        self._bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        self._bar = click.progressbar(length=self.total, label="training", file=sys.stderr,
+                                      show_eta=False, show_percent=True)
+        self._bar.__enter__()
+        return self._update
+
+    def _update(self, epoch: int, loss: float) -> None:
+        self._bar.label = f"training (loss {loss:.6f})"
+        self._bar.update(1)
+
+    def __exit__(self, *exc_info):
+        if self._bar is not None:
+            self._bar.__exit__(*exc_info)
+        return False

@@ -1,0 +1,321 @@
+"""Reading and validating training data (spec section 2).
+
+Numpy and the standard library only, so the torch-free side can reuse it. Bad data is
+an error that names the file, the line and the column, never a guess.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgelr.errors import DataError
+
+STUDENTS_NAME = "students"
+
+# The classic tutorial: hours of lectures, hours of lab -> failed (0) / passed (1).
+_STUDENTS_X = [[1, 2], [2, 3], [3, 1], [4, 3], [5, 3], [6, 2]]
+_STUDENTS_Y = [0, 0, 0, 1, 1, 1]
+_STUDENTS_FEATURES = ["lecture_hours", "lab_hours"]
+
+# Rows converted to floats at a time: bounds the memory held as Python strings.
+_CHUNK_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A labelled table ready for training.
+
+    X : ndarray of shape (n_rows, n_features), float64 raw feature values
+    y : ndarray of shape (n_rows,), int64 index into ``classes``
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    feature_names: list[str]
+    classes: list
+    label_name: str
+    source: str  # the file it came from, for messages and the model card
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.X.shape[0])
+
+
+def students() -> Dataset:
+    """The built-in six-student dataset of the tutorial."""
+    return Dataset(
+        X=np.asarray(_STUDENTS_X, dtype=np.float64),
+        y=np.asarray(_STUDENTS_Y, dtype=np.int64),
+        feature_names=list(_STUDENTS_FEATURES),
+        classes=[0, 1],
+        label_name="passed",
+        source=f"{STUDENTS_NAME} (built-in)",
+    )
+
+
+def read_csv(
+    path: str | os.PathLike, *, label: str | None = None, features: Sequence[str] | None = None
+) -> Dataset:
+    """Read a labelled CSV with a header row.
+
+    ``label`` defaults to the last column, ``features`` to every other column.
+    Raises DataError naming the file, line and column of the first bad cell.
+    """
+    table = _Table(path)
+    label_name = label if label is not None else table.header[-1]
+    table.require([label_name], what="label column")
+    if features is None:
+        feature_names = [c for c in table.header if c != label_name]
+    else:
+        feature_names = list(features)
+        table.require(feature_names, what="feature column")
+        if label_name in feature_names:
+            raise DataError(
+                f"{table.name}: column '{label_name}' is both the label and a feature; "
+                "expected --features to list only input columns"
+            )
+    if not feature_names:
+        raise DataError(f"{table.name}: no feature columns besides the label '{label_name}'")
+
+    X, label_cells = table.read(feature_names, label_name)
+    classes, y = labels_from_cells(label_cells, where=f"{table.name}, column '{label_name}'")
+    return Dataset(X, y, feature_names, classes, label_name, table.name)
+
+
+def read_features(path: str | os.PathLike, feature_names: Sequence[str]) -> np.ndarray:
+    """Read only the named feature columns of a CSV (any order, extra columns ignored).
+
+    Returns an ndarray of shape (n_rows, len(feature_names)), float64.
+    """
+    table = _Table(path)
+    table.require(feature_names, what="feature column")
+    X, _ = table.read(list(feature_names), None)
+    return X
+
+
+def labels_from_cells(cells: Sequence[str], *, where: str) -> tuple[list, np.ndarray]:
+    """Class names and indices from CSV label cells.
+
+    Cells that all read as finite numbers become numbers (integers when integral), so
+    the classes of "0"/"1" are 0 and 1 and "10" sorts after "9"; otherwise strings.
+    """
+    numeric = _as_numbers(cells)
+    return encode_labels(np.asarray(numeric if numeric is not None else cells), where=where)
+
+
+def encode_labels(values, *, where: str) -> tuple[list, np.ndarray]:
+    """Map labels to (classes, y) with classes = sorted(set(labels)), y int64 indices."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise DataError(f"{where}: expected a 1-D array of labels, got shape {arr.shape}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataError(f"{where}: labels contain NaN or infinity; expected class names or numbers")
+    if arr.dtype.kind == "O":
+        # Python objects from the API, e.g. [1, "a"]: sortable only when of one kind.
+        try:
+            classes = sorted(set(arr.tolist()))
+        except TypeError as exc:
+            raise DataError(f"{where}: labels mix numbers and strings; expected one kind") from exc
+        arr = np.asarray(arr.tolist(), dtype=type(classes[0]) if classes else None)
+    classes, y = np.unique(arr, return_inverse=True)
+    if classes.size < 2:
+        found = classes[0] if classes.size else "none"
+        raise DataError(
+            f"{where}: needs samples of at least 2 classes, but the data contains only one class: {found}"
+        )
+    return [plain_value(c) for c in classes], y.astype(np.int64).reshape(-1)
+
+
+def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std (ddof=0) per column, like scikit-learn's StandardScaler.
+
+    A constant column gets scale 1 so it maps to 0 instead of dividing by zero.
+    """
+    mean = X.mean(axis=0, dtype=np.float64)
+    scale = X.std(axis=0, dtype=np.float64)
+    scale[scale == 0.0] = 1.0
+    return mean, scale
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices into (train, validation), keeping class proportions.
+
+    Each class sends round(fraction * count) rows to validation but always keeps at
+    least one row for training, so a rare class never vanishes from the fit.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise DataError(f"--val-fraction must be in [0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for cls in np.unique(y):
+        rows = rng.permutation(np.flatnonzero(y == cls))
+        n_val = min(int(round(fraction * rows.size)), rows.size - 1)
+        val.append(rows[:n_val])
+        train.append(rows[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def check_finite_matrix(X, *, name: str = "X") -> np.ndarray:
+    """Validate an array-like of shape (n_rows, n_features) for the Python API."""
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{name}: expected a numeric array of shape (n_rows, n_features); {exc}") from exc
+    if arr.ndim != 2:
+        raise DataError(f"{name}: expected a 2-D array of shape (n_rows, n_features), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise DataError(f"{name}: expected at least one row, got shape {arr.shape}")
+    bad = np.argwhere(~np.isfinite(arr))
+    if bad.size:
+        row, col = bad[0]
+        raise DataError(f"{name}: row {row}, column {col} is {arr[row, col]}; expected finite numbers")
+    return arr
+
+
+class _Table:
+    """A CSV file with a header, read lazily so big files stream through in chunks."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self.name = self.path
+        with self._open() as handle:
+            header = next(csv.reader(handle), None)
+        if not header or all(not c.strip() for c in header):
+            raise DataError(f"{self.name}: the file is empty; expected a header row and data rows")
+        self.header = [c.strip() for c in header]
+        for i, col in enumerate(self.header):
+            if not col:
+                raise DataError(f"{self.name}, line 1: column {i + 1} has an empty name in the header")
+        dupes = sorted({c for c in self.header if self.header.count(c) > 1})
+        if dupes:
+            raise DataError(f"{self.name}, line 1: duplicate column names in the header: {', '.join(dupes)}")
+
+    def require(self, names: Sequence[str], *, what: str) -> None:
+        missing = [n for n in names if n not in self.header]
+        if missing:
+            raise DataError(
+                f"{self.name}: {what} {', '.join(repr(m) for m in missing)} not found; "
+                f"the header has: {', '.join(self.header)}"
+            )
+
+    def read(self, feature_names: list[str], label_name: str | None) -> tuple[np.ndarray, list[str]]:
+        """Return (X float64, label cells); label cells are empty when no label is asked for."""
+        cols = [self.header.index(n) for n in feature_names]
+        label_col = self.header.index(label_name) if label_name is not None else None
+        blocks, labels = [], []
+        for chunk, chunk_lines in self._chunks():
+            blocks.append(self._to_floats(chunk, chunk_lines, cols))
+            if label_col is not None:
+                labels.extend(self._label_cells(chunk, chunk_lines, label_col))
+        if not blocks:
+            raise DataError(f"{self.name}: the header has no data rows below it; expected at least one row")
+        return np.concatenate(blocks), labels
+
+    def _open(self):
+        try:
+            return open(self.path, newline="", encoding="utf-8-sig")
+        except FileNotFoundError as exc:
+            raise DataError(f"{self.name}: no such file") from exc
+        except IsADirectoryError as exc:
+            raise DataError(f"{self.name}: is a directory; expected a CSV file") from exc
+        except PermissionError as exc:
+            raise DataError(f"{self.name}: permission denied") from exc
+
+    def _chunks(self) -> Iterator[tuple[list[list[str]], list[int]]]:
+        width = len(self.header)
+        with self._open() as handle:
+            reader = csv.reader(handle)
+            try:
+                next(reader)
+                chunk, chunk_lines = [], []
+                for row in reader:
+                    if not row:  # a blank line carries no data (a trailing newline, say)
+                        continue
+                    if len(row) != width:
+                        raise DataError(
+                            f"{self.name}, line {reader.line_num}: {len(row)} fields, "
+                            f"expected {width} as in the header"
+                        )
+                    chunk.append(row)
+                    chunk_lines.append(reader.line_num)
+                    if len(chunk) == _CHUNK_ROWS:
+                        yield chunk, chunk_lines
+                        chunk, chunk_lines = [], []
+                if chunk:
+                    yield chunk, chunk_lines
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{self.name}: not UTF-8 text ({exc.reason}); expected a UTF-8 CSV file") from exc
+            except csv.Error as exc:
+                raise DataError(f"{self.name}, line {reader.line_num}: malformed CSV ({exc})") from exc
+
+    def _to_floats(self, chunk: list[list[str]], lines: list[int], cols: list[int]) -> np.ndarray:
+        cells = [[row[c] for c in cols] for row in chunk]
+        try:
+            block = np.array(cells, dtype=np.float64)
+        except ValueError:
+            block = None  # find the first bad cell below, to name it
+        if block is None or not np.isfinite(block).all():
+            self._raise_first_bad_cell(cells, lines, cols)
+        return block.reshape(len(chunk), len(cols))
+
+    def _raise_first_bad_cell(self, cells, lines, cols) -> None:
+        for row, line in zip(cells, lines):
+            for value, c in zip(row, cols):
+                problem = _cell_problem(value)
+                if problem:
+                    raise DataError(
+                        f"{self.name}, line {line}, column '{self.header[c]}': {problem}; "
+                        "expected a finite number"
+                    )
+        raise AssertionError("a bad cell was detected but not found")  # pragma: no cover
+
+    def _label_cells(self, chunk, lines, col: int) -> list[str]:
+        cells = [row[col].strip() for row in chunk]
+        for value, line in zip(cells, lines):
+            if not value:
+                raise DataError(
+                    f"{self.name}, line {line}, column '{self.header[col]}': empty label; "
+                    "expected a class name or number"
+                )
+        return cells
+
+
+def _cell_problem(value: str) -> str | None:
+    if not value.strip():
+        return "empty cell"
+    try:
+        number = float(value)
+    except ValueError:
+        return f"got '{value}'"
+    if not math.isfinite(number):
+        return f"got '{value.strip()}' (not finite)"
+    return None
+
+
+def _as_numbers(values: Sequence[str]) -> list | None:
+    """All labels as numbers (ints when integral), or None if any is not a finite number."""
+    out = []
+    for v in values:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            return None
+        if not math.isfinite(x):
+            return None
+        out.append(x)
+    if all(x.is_integer() for x in out):
+        return [int(x) for x in out]
+    return out
+
+
+def plain_value(value):
+    """A class name as a plain JSON-able Python value (no numpy scalars)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -1,0 +1,251 @@
+"""``edgelr.LogisticRegression``: the scikit-learn-style estimator the CLI is built on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from edgelr.checkpoint import build_model, load_checkpoint, save_checkpoint
+from edgelr.data import check_finite_matrix, encode_labels, plain_value, standardization
+from edgelr.errors import ConfigError, DataError
+from edgelr.metrics import classification_metrics
+from edgelr.model import LogisticModel
+from edgelr.train import Objective, ProgressFn, TrainSettings, balanced_weights, fit, resolve_device
+
+
+class LogisticRegression:
+    """Binary (sigmoid) or multinomial (softmax) logistic regression, trained in PyTorch.
+
+    Minimizes scikit-learn's objective, so ``LogisticRegression(C=0.5)`` here and
+    ``make_pipeline(StandardScaler(), LogisticRegression(C=0.5))`` there reach the same
+    optimum. Standardization is part of the model: ``predict`` takes raw features.
+
+    Parameters
+    ----------
+    C : float, default 1.0
+        Inverse L2 strength, as scikit-learn's; the intercept is not penalized.
+    penalty : {"l2", "none"}, default "l2"
+    class_weight : {None, "balanced"}, default None
+    standardize : bool, default True
+        Scale features by the training mean and population std (ddof=0).
+    optimizer : {"lbfgs", "sgd", "adam"}, default "lbfgs"
+    lr, epochs, batch_size, tol, seed : see ``edgelr.train.TrainSettings``
+    device : str, default "auto"
+        "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (1, n_features) binary or (n_classes, n_features)
+        In standardized units when ``standardize`` (as the LogisticRegression step of a
+        StandardScaler pipeline); ``mean_`` and ``scale_`` hold the scaler.
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+    history_ : list of {"epoch": int, "loss": float}
+    """
+
+    def __init__(
+        self,
+        C: float = 1.0,
+        *,
+        penalty: str = "l2",
+        class_weight: str | None = None,
+        standardize: bool = True,
+        optimizer: str = "lbfgs",
+        lr: float | None = None,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        tol: float = 1e-6,
+        seed: int = 0,
+        device: str = "auto",
+    ):
+        self.C, self.penalty, self.class_weight = C, penalty, class_weight
+        self.standardize, self.optimizer, self.lr, self.epochs = standardize, optimizer, lr, epochs
+        self.batch_size, self.tol, self.seed, self.device = batch_size, tol, seed, device
+        self._state: dict | None = None
+
+    # -- fitting ---------------------------------------------------------------------
+
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        feature_names: Sequence[str] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> LogisticRegression:
+        """Fit on X of shape (n_rows, n_features) and labels y of shape (n_rows,).
+
+        ``progress(epoch, loss)`` is called after every epoch, e.g. for a progress bar.
+        """
+        settings = self._settings()
+        if self.class_weight not in (None, "balanced"):
+            raise ConfigError(f"class_weight '{self.class_weight}' is unknown; expected None or 'balanced'")
+        X = check_finite_matrix(X)
+        classes, y_idx = encode_labels(y, where="y")
+        if y_idx.size != X.shape[0]:
+            raise DataError(f"y has {y_idx.size} labels but X has {X.shape[0]} rows; expected one label per row")
+        names = self._feature_names(feature_names, X.shape[1])
+        device = resolve_device(self.device)
+
+        if self.standardize:
+            mean, scale = standardization(X)
+        else:
+            mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
+        model = LogisticModel(X.shape[1], len(classes)).to(device)
+        objective = Objective(
+            model,
+            torch.as_tensor((X - mean) / scale, dtype=torch.float32, device=device),
+            torch.as_tensor(y_idx, device=device),
+            self._sample_weight(y_idx, len(classes), device),
+            C=self.C,
+            penalty=self.penalty,
+        )
+        history = fit(objective, settings, progress)
+        self._state = {
+            "feature_names": names,
+            "classes": classes,
+            "mean": torch.as_tensor(mean, dtype=torch.float64),
+            "scale": torch.as_tensor(scale, dtype=torch.float64),
+            "weight": model.linear.weight.detach().cpu().clone(),
+            "bias": model.linear.bias.detach().cpu().clone(),
+            "threshold": 0.5,
+            "config": {**self.get_params(), "device": str(device)},
+            "metrics": {},
+            "history": history,
+        }
+        return self
+
+    def get_params(self) -> dict:
+        """Constructor arguments, as scikit-learn's get_params (plain values)."""
+        names = ("C", "penalty", "class_weight", "standardize", "optimizer", "lr", "epochs",
+                 "batch_size", "tol", "seed", "device")
+        return {n: getattr(self, n) for n in names}
+
+    # -- prediction ------------------------------------------------------------------
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities of shape (n_rows, n_classes), computed in float64."""
+        state = self._fitted()
+        X = check_finite_matrix(X)
+        if X.shape[1] != len(state["feature_names"]):
+            raise DataError(
+                f"X has {X.shape[1]} columns; expected {len(state['feature_names'])}: "
+                f"{', '.join(state['feature_names'])}"
+            )
+        with torch.no_grad():
+            return build_model(state)(torch.as_tensor(X)).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        """Class names of shape (n_rows,): positive when p > threshold (binary), else argmax."""
+        proba = self.predict_proba(X)
+        if proba.shape[1] == 2:
+            idx = (proba[:, 1] > self._fitted()["threshold"]).astype(np.int64)
+        else:
+            idx = proba.argmax(axis=1)
+        return self.classes_[idx]
+
+    def score(self, X, y) -> dict[str, float]:
+        """Metrics (accuracy, log_loss, and binary precision/recall/f1/roc_auc) on X, y."""
+        index = {c: i for i, c in enumerate(self._fitted()["classes"])}
+        try:
+            y_idx = np.array([index[plain_value(v)] for v in np.asarray(y).tolist()], dtype=np.int64)
+        except KeyError as exc:
+            raise DataError(f"y has label {exc.args[0]!r}, not one of the classes {list(index)}") from exc
+        return classification_metrics(y_idx, self.predict_proba(X))
+
+    # -- attributes ------------------------------------------------------------------
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self._fitted()["classes"])
+
+    @property
+    def coef_(self) -> np.ndarray:
+        return self._fitted()["weight"].double().numpy().copy()
+
+    @property
+    def intercept_(self) -> np.ndarray:
+        return self._fitted()["bias"].double().numpy().copy()
+
+    @property
+    def mean_(self) -> np.ndarray:
+        return self._fitted()["mean"].numpy().copy()
+
+    @property
+    def scale_(self) -> np.ndarray:
+        return self._fitted()["scale"].numpy().copy()
+
+    @property
+    def feature_names_in_(self) -> list[str]:
+        return list(self._fitted()["feature_names"])
+
+    @property
+    def history_(self) -> list[dict]:
+        return list(self._fitted()["history"])
+
+    @property
+    def config_(self) -> dict:
+        """The settings the model was trained with, including the device used."""
+        return dict(self._fitted()["config"])
+
+    @property
+    def metrics_(self) -> dict:
+        return dict(self._fitted()["metrics"])
+
+    # -- persistence -----------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike, *, metrics: dict | None = None, extra: dict | None = None) -> None:
+        """Write the checkpoint; ``metrics`` and ``extra`` (plain values) ride along."""
+        state = dict(self._fitted())
+        if metrics is not None:
+            state["metrics"] = metrics
+        state.update(extra or {})
+        save_checkpoint(state, path)
+        self._state = state
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> LogisticRegression:
+        state = load_checkpoint(path)
+        params = {k: v for k, v in state["config"].items() if k in cls().get_params()}
+        est = cls(**params)
+        est._state = state
+        return est
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _settings(self) -> TrainSettings:
+        settings = TrainSettings(
+            C=self.C, penalty=self.penalty, optimizer=self.optimizer, lr=self.lr, epochs=self.epochs,
+            batch_size=self.batch_size, tol=self.tol, seed=self.seed,
+        )
+        settings.validate()
+        return settings
+
+    def _sample_weight(self, y_idx: np.ndarray, n_classes: int, device) -> torch.Tensor | None:
+        if self.class_weight != "balanced":
+            return None
+        return torch.as_tensor(balanced_weights(y_idx, n_classes), dtype=torch.float32, device=device)
+
+    @staticmethod
+    def _feature_names(names: Sequence[str] | None, n_features: int) -> list[str]:
+        if names is None:
+            return [f"x{i}" for i in range(n_features)]
+        names = [str(n) for n in names]
+        if len(names) != n_features:
+            raise DataError(f"{len(names)} feature names for {n_features} columns; expected one name per column")
+        return names
+
+    def _fitted(self) -> dict:
+        if self._state is None:
+            raise ConfigError("this LogisticRegression is not fitted yet; call fit(X, y) first")
+        return self._state
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self.get_params().items() if v != _DEFAULTS.get(k)}
+        return f"LogisticRegression({', '.join(f'{k}={v!r}' for k, v in changed.items())})"
+
+
+_DEFAULTS = LogisticRegression().get_params()

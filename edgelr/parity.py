@@ -1,0 +1,212 @@
+"""The parity gate: onnxruntime must give torch's answers (spec section 5).
+
+Checks run in a fixed order, as optimum's validation does: the signature (names,
+dtypes, a symbolic batch axis), then values at several batch sizes, on the training
+rows when given, and on extreme rows. The torch side is the checkpoint's model in
+float64, fed the same float32 inputs onnxruntime gets, so it is the most faithful
+reading of the trained parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from edgelr.checkpoint import build_model
+from edgelr.errors import ModelFileError, ParityError
+
+BATCH_SIZES = (1, 2, 7, 64, 4096)
+DEFAULT_ATOL = 1e-5
+DEFAULT_RTOL = 1e-4
+# Rows whose largest logit is pushed to these values, where sigmoid/softmax saturate.
+EXTREME_LOGIT = 30.0
+# Raw feature magnitude of the "huge input" rows.
+EXTREME_SCALE = 1e6
+_MAX_ROWS_PER_RUN = 65_536  # bounds onnxruntime's working memory on big --data files
+
+
+@dataclass
+class ParityReport:
+    """What was compared and the largest differences found."""
+
+    atol: float
+    rtol: float
+    max_abs_diff: float = 0.0
+    rows_checked: int = 0
+    per_set: dict[str, float] = field(default_factory=dict)  # set name -> max |diff|
+    worst: list[dict] = field(default_factory=list)  # the largest differences, biggest first
+    label_mismatches: int = 0
+
+    def to_metadata(self, graph: str) -> dict:
+        return {
+            "atol": self.atol,
+            "rtol": self.rtol,
+            "max_abs_diff": self.max_abs_diff,
+            "batch_sizes": list(BATCH_SIZES),
+            "rows_checked": self.rows_checked,
+            "sets": self.per_set,
+            "graph": graph,
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+        }
+
+    def lines(self) -> list[str]:
+        out = [
+            f"parity: max |p_onnxruntime - p_torch| = {self.max_abs_diff:.3g} over {self.rows_checked} rows "
+            f"(atol {self.atol:g}, rtol {self.rtol:g})"
+        ]
+        out += [f"  {name:<14} max diff {diff:.3g}" for name, diff in self.per_set.items()]
+        out += ["  largest: " + _describe(w) for w in self.worst]
+        return out
+
+
+def session_for(model: bytes | str) -> ort.InferenceSession:
+    """A CPU session on an ONNX model given as bytes or a path; quiet on success."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: no per-session chatter on stderr
+    try:
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail / InvalidGraph / InvalidProtobuf
+        where = model if isinstance(model, str) else "the exported graph"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"{where}: onnxruntime cannot load it ({reason})") from exc
+
+
+def check_signature(session: ort.InferenceSession, n_features: int, n_classes: int) -> None:
+    """Input ``features`` float32 [batch, d]; outputs ``label`` int64 [batch] and
+    ``probabilities`` float32 [batch, n_classes], with a symbolic batch axis."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    expected_in = {"features": ("tensor(float)", n_features)}
+    expected_out = {"label": ("tensor(int64)", None), "probabilities": ("tensor(float)", n_classes)}
+    problems = _signature_problems("input", inputs, expected_in) + _signature_problems("output", outputs, expected_out)
+    if problems:
+        raise ParityError("ONNX signature does not match the checkpoint: " + "; ".join(problems), max_abs_diff=float("nan"))
+
+
+def check_parity(
+    state: dict,
+    session: ort.InferenceSession,
+    *,
+    data: np.ndarray | None = None,
+    atol: float = DEFAULT_ATOL,
+    rtol: float = DEFAULT_RTOL,
+    seed: int = 0,
+) -> ParityReport:
+    """Compare probabilities and labels of ``session`` with the checkpoint's torch model.
+
+    data : optional ndarray of shape (n_rows, n_features), the training rows.
+    Raises ParityError carrying the largest difference; returns the report otherwise.
+    """
+    check_signature(session, len(state["feature_names"]), len(state["classes"]))
+    reference = build_model(state, torch.float64)
+    report = ParityReport(atol=atol, rtol=rtol)
+    failures: list[str] = []
+    for name, X in _input_sets(state, data, seed):
+        _compare(name, X.astype(np.float32), reference, session, state["threshold"], report, failures)
+    report.worst.sort(key=lambda w: -w["diff"])
+    del report.worst[5:]
+    if failures:
+        raise ParityError(
+            f"onnxruntime and torch disagree: largest |diff| {report.max_abs_diff:.3g} "
+            f"(atol {atol:g}, rtol {rtol:g}); " + "; ".join(failures[:3])
+            + "; worst: " + _describe(report.worst[0]),
+            max_abs_diff=report.max_abs_diff,
+            worst=report.worst,
+        )
+    return report
+
+
+def _input_sets(state: dict, data: np.ndarray | None, seed: int):
+    """(name, rows) pairs: random rows at each batch size, the data, extreme rows."""
+    rng = np.random.default_rng(seed)
+    mean, scale = state["mean"].numpy(), state["scale"].numpy()
+    for n in BATCH_SIZES:
+        yield f"batch {n}", mean + scale * rng.standard_normal((n, mean.size))
+    if data is not None:
+        for start in range(0, data.shape[0], _MAX_ROWS_PER_RUN):
+            yield "data", data[start : start + _MAX_ROWS_PER_RUN]
+    yield "extreme logits", _extreme_logit_rows(state)
+    yield "1e6 features", EXTREME_SCALE * rng.standard_normal((8, mean.size))
+
+
+def _extreme_logit_rows(state: dict) -> np.ndarray:
+    """Rows where one output's logit is +-EXTREME_LOGIT, built along its weight vector."""
+    W, b = state["weight"].double().numpy(), state["bias"].double().numpy()
+    mean, scale = state["mean"].numpy(), state["scale"].numpy()
+    rows = []
+    for w_k, b_k in zip(W, b):
+        norm2 = float(w_k @ w_k)
+        if norm2 == 0.0:
+            continue  # this output ignores the features: no row moves its logit
+        for target in (EXTREME_LOGIT, -EXTREME_LOGIT):
+            z = (target - b_k) * w_k / norm2  # standardized row with w_k @ z + b_k == target
+            rows.append(mean + scale * z)
+    return np.asarray(rows).reshape(-1, mean.size)
+
+
+def _compare(name, X32, reference, session, threshold, report, failures) -> None:
+    if X32.shape[0] == 0:
+        return
+    with torch.no_grad():
+        p_ref = reference(torch.from_numpy(X32.astype(np.float64))).numpy()
+    label, p_ort = session.run(["label", "probabilities"], {"features": X32})
+    diff = np.abs(p_ort.astype(np.float64) - p_ref)
+    set_max = float(diff.max())
+    report.rows_checked += X32.shape[0]
+    report.per_set[name] = max(report.per_set.get(name, 0.0), set_max)
+    report.max_abs_diff = max(report.max_abs_diff, set_max)
+    row = int(diff.max(axis=1).argmax())
+    col = int(diff[row].argmax())
+    report.worst.append({"set": name, "row": row, "class": col, "torch": float(p_ref[row, col]),
+                         "onnxruntime": float(p_ort[row, col]), "diff": set_max})
+
+    bad = diff > report.atol + report.rtol * np.abs(p_ref)
+    if bad.any():
+        r = int(np.argwhere(bad)[0][0])
+        failures.append(f"{name}: {int(bad.any(axis=1).sum())} row(s) out of tolerance, first row {r}")
+    mismatched = (label != _reference_labels(p_ref, threshold)) & ~_ambiguous(p_ref, threshold, report.atol)
+    if mismatched.any():
+        report.label_mismatches += int(mismatched.sum())
+        r = int(np.flatnonzero(mismatched)[0])
+        failures.append(f"{name}: {int(mismatched.sum())} label(s) differ, first row {r} "
+                        f"(onnxruntime {int(label[r])}, torch {int(_reference_labels(p_ref, threshold)[r])})")
+
+
+def _reference_labels(p: np.ndarray, threshold: float) -> np.ndarray:
+    if p.shape[1] == 2:
+        return (p[:, 1] > threshold).astype(np.int64)
+    return p.argmax(axis=1)
+
+
+def _ambiguous(p: np.ndarray, threshold: float, atol: float) -> np.ndarray:
+    """Rows within atol of the decision boundary, where either label is right."""
+    if p.shape[1] == 2:
+        return np.abs(p[:, 1] - threshold) <= atol
+    top2 = np.sort(p, axis=1)[:, -2:]
+    return (top2[:, 1] - top2[:, 0]) <= atol
+
+
+def _signature_problems(kind: str, found: dict, expected: dict) -> list[str]:
+    problems = []
+    if set(found) != set(expected):
+        return [f"{kind}s are {sorted(found)}, expected {sorted(expected)}"]
+    for name, (dtype, width) in expected.items():
+        arg = found[name]
+        if arg.type != dtype:
+            problems.append(f"{kind} '{name}' is {arg.type}, expected {dtype}")
+        rank = 1 if width is None else 2
+        shape = list(arg.shape)
+        if len(shape) != rank or isinstance(shape[0], int):
+            problems.append(f"{kind} '{name}' has shape {shape}, expected a symbolic batch axis and rank {rank}")
+        elif width is not None and shape[1] != width:
+            problems.append(f"{kind} '{name}' has shape {shape}, expected ['batch', {width}]")
+    return problems
+
+
+def _describe(w: dict) -> str:
+    return (f"{w['set']}, row {w['row']}, class {w['class']}: torch {w['torch']:.9g}, "
+            f"onnxruntime {w['onnxruntime']:.9g}, |diff| {w['diff']:.3g}")
