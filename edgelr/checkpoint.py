@@ -52,7 +52,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not os.path.isfile(name):
         raise CheckpointError(f"{name}: no such checkpoint file; expected a .pt written by 'edgelr train'")
     if not zipfile.is_zipfile(name):
-        raise CheckpointError(f"{name}: not a torch checkpoint ({_guess_kind(name)}); expected a .pt written by 'edgelr train'")
+        raise CheckpointError(
+            f"{name}: not a torch checkpoint ({_guess_kind(name)}); expected a .pt written by 'edgelr train'"
+        )
     try:
         state = torch.load(name, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
