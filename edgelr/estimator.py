@@ -227,7 +227,7 @@ class LogisticRegression:
     def _sample_weight(self, y_idx: np.ndarray, n_classes: int, device) -> torch.Tensor | None:
         if self.class_weight != "balanced":
             return None
-        return torch.as_tensor(balanced_weights(y_idx, n_classes), dtype=torch.float32, device=device)
+        return torch.as_tensor(balanced_weights(y_idx, n_classes), dtype=torch.float64, device=device)
 
     @staticmethod
     def _feature_names(names: Sequence[str] | None, n_features: int) -> list[str]:

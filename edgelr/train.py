@@ -27,6 +27,8 @@ DEFAULT_EPOCHS = {"lbfgs": 100, "sgd": 100, "adam": 100}
 
 ProgressFn = Callable[[int, float], None]
 
+_MAX_LINE_SEARCH = 25  # objective evaluations one strong-Wolfe line search may use
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -95,13 +97,17 @@ class Objective:
         self.model = model
         self.X, self.y, self.sample_weight = X, y, sample_weight
         self.binary = model.linear.out_features == 1
-        self.y_float = y.to(X.dtype) if self.binary else None
+        self.y_float = y.double() if self.binary else None
         self.l2 = 0.0 if penalty == "none" else 1.0 / (C * X.shape[0])
 
     def __call__(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Objective on all rows, or on a mini-batch ``rows`` (same expected gradient)."""
         X, y = (self.X, self.y) if rows is None else (self.X[rows], self.y[rows])
-        z = self.model.linear(X)
+        # The matrix product runs in the data's dtype (float32: the costly part); the
+        # loss and its mean run in float64. A float32 mean resolves the objective only
+        # to ~6e-8, too coarse for L-BFGS to see progress along a flat direction (e.g.
+        # the softmax intercepts), which stalls it short of scikit-learn's optimum.
+        z = self.model.linear(X).double()
         if self.binary:
             target = self.y_float if rows is None else self.y_float[rows]
             losses = F.binary_cross_entropy_with_logits(z[:, 0], target, reduction="none")
@@ -112,7 +118,7 @@ class Objective:
             losses = losses * w
         loss = losses.mean()
         if self.l2:
-            loss = loss + 0.5 * self.l2 * self.model.linear.weight.square().sum()
+            loss = loss + 0.5 * self.l2 * self.model.linear.weight.double().square().sum()
         return loss
 
 
@@ -132,14 +138,15 @@ def fit(objective: Objective, settings: TrainSettings, progress: ProgressFn | No
 def _fit_lbfgs(objective, params, lr, epochs, tol, progress) -> list[dict]:
     closure = _CachedClosure(objective, params)
     # max_iter=1: one L-BFGS iteration per step() so each epoch lands in the history;
-    # the optimizer keeps its curvature pairs across calls.
+    # the optimizer keeps its curvature pairs across calls. max_eval must be set too:
+    # its default (max_iter * 5 // 4 == 1) would leave the line search no evaluations.
     opt = torch.optim.LBFGS(
-        params, lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe",
-        tolerance_grad=tol, tolerance_change=0.0,
+        params, lr=lr, max_iter=1, max_eval=1 + _MAX_LINE_SEARCH, history_size=20,
+        line_search_fn="strong_wolfe", tolerance_grad=tol, tolerance_change=0.0,
     )
     loss = closure().item()
     history = [{"epoch": 0, "loss": loss}]
-    eps = float(torch.finfo(objective.X.dtype).eps)
+    eps = float(torch.finfo(torch.float64).eps)
     for epoch in range(1, epochs + 1):
         if closure.grad_max() <= tol:
             break

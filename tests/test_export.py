@@ -1,0 +1,192 @@
+"""The ONNX contract: signature, metadata, a self-contained file, and a parity gate that bites."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+from onnx import numpy_helper
+
+from edgelr.checkpoint import build_model, load_checkpoint
+from edgelr.cli import main
+from edgelr.errors import ParityError
+from edgelr.export import ExportGraph, export_checkpoint, to_onnx
+from edgelr.parity import check_parity, session_for
+from tests.conftest import data_csv
+
+METADATA_KEYS = {"edgelr.format", "edgelr.version", "edgelr.feature_names", "edgelr.classes",
+                 "edgelr.metrics", "edgelr.parity"}
+
+
+def dims(value_info) -> list:
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
+
+
+@pytest.mark.parametrize("which,n_classes", [("binary", 2), ("multiclass", 3)])
+def test_signature_has_symbolic_batch_and_plain_tensors(request, which, n_classes):
+    model = onnx.load(str(request.getfixturevalue(f"{which}_onnx")))
+    (inp,) = model.graph.input
+    outputs = {o.name: o for o in model.graph.output}
+    assert inp.name == "features"
+    assert inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert dims(inp) == ["batch", 5]
+    assert set(outputs) == {"label", "probabilities"}
+    assert outputs["label"].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert dims(outputs["label"]) == ["batch"]
+    assert outputs["probabilities"].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert dims(outputs["probabilities"]) == ["batch", n_classes]
+    assert "ZipMap" not in {n.op_type for n in model.graph.node}
+    onnx.checker.check_model(model, full_check=True)
+
+
+def test_metadata_and_producer(binary_onnx, binary_checkpoint):
+    model = onnx.load(str(binary_onnx))
+    meta = {p.key: p.value for p in model.metadata_props}
+    state = load_checkpoint(binary_checkpoint)
+    assert METADATA_KEYS | {"edgelr.threshold"} <= set(meta)
+    assert model.producer_name == "edgelr"
+    assert meta["edgelr.format"] == "1"
+    assert json.loads(meta["edgelr.feature_names"]) == ["f0", "f1", "f2", "f3", "f4"]
+    assert json.loads(meta["edgelr.classes"]) == [0, 1]
+    assert json.loads(meta["edgelr.threshold"]) == 0.5
+    assert json.loads(meta["edgelr.metrics"]) == state["metrics"]
+    parity = json.loads(meta["edgelr.parity"])
+    assert parity["batch_sizes"] == [1, 2, 7, 64, 4096]
+    assert parity["atol"] == 1e-5 and parity["rtol"] == 1e-4
+    assert parity["max_abs_diff"] <= parity["atol"] + parity["rtol"]  # allclose: atol + rtol * |p|, p <= 1
+    assert parity["torch"] == torch.__version__ and parity["onnxruntime"] == ort.__version__
+
+
+def test_multiclass_has_no_threshold(multiclass_onnx):
+    meta = {p.key: p.value for p in onnx.load(str(multiclass_onnx)).metadata_props}
+    assert METADATA_KEYS <= set(meta) and "edgelr.threshold" not in meta
+    assert json.loads(meta["edgelr.classes"]) == ["setosa", "versicolor", "virginica"]
+
+
+def test_file_is_self_contained(binary_onnx):
+    model = onnx.load(str(binary_onnx), load_external_data=False)
+    assert all(t.data_location != onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+    assert sorted(p.name for p in binary_onnx.parent.iterdir() if not p.name.startswith(".")) == [
+        "binary.onnx", "binary.pt"]
+
+
+@pytest.mark.parametrize("which", ["binary", "multiclass"])
+@pytest.mark.parametrize("batch", [1, 3, 5000])
+def test_onnxruntime_runs_other_batch_sizes_and_matches_torch(request, which, batch):
+    """Batch sizes other than the export's dummy of 2; probabilities match the checkpoint's model."""
+    session = ort.InferenceSession(str(request.getfixturevalue(f"{which}_onnx")))
+    state = load_checkpoint(request.getfixturevalue(f"{which}_checkpoint"))
+    X = (state["mean"] + state["scale"] * torch.randn(batch, 5, dtype=torch.float64)).float()
+    label, proba = session.run(None, {"features": X.numpy()})
+    expected = build_model(state)(X.double()).detach().numpy()
+    assert label.shape == (batch,) and proba.shape == expected.shape
+    np.testing.assert_allclose(proba, expected, atol=1e-5, rtol=1e-4)  # the parity tolerances
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    decided = expected[:, 1] > 0.5 if expected.shape[1] == 2 else expected.argmax(axis=1)
+    np.testing.assert_array_equal(label, decided)
+
+
+def test_corrupted_graph_fails_export_and_leaves_no_file(tmp_path, binary_checkpoint, monkeypatch):
+    """A graph that shifts probabilities by 1e-3: every variant fails, nothing is written."""
+    original = ExportGraph.forward
+
+    def shifted(self, features):
+        label, proba = original(self, features)
+        return label, (proba + torch.tensor([-1e-3, 1e-3])).clamp(0, 1)
+
+    monkeypatch.setattr(ExportGraph, "forward", shifted)
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(main, ["export", str(binary_checkpoint), "-o", str(out)])
+    assert result.exit_code == 1
+    assert "Error: onnxruntime and torch disagree: largest |diff| 0.001" in result.output
+    assert "worst:" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_export_keeps_the_earlier_file(tmp_path, binary_checkpoint, binary_onnx, monkeypatch):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(binary_onnx.read_bytes())
+    monkeypatch.setattr(ExportGraph, "forward", lambda self, x: (torch.zeros(x.shape[0], dtype=torch.int64),
+                                                                 torch.full((x.shape[0], 2), 0.5)))
+    with pytest.raises(ParityError):
+        export_checkpoint(binary_checkpoint, out)
+    assert out.read_bytes() == binary_onnx.read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
+
+
+def test_verify_catches_corrupted_weights(tmp_path, binary_checkpoint, binary_onnx):
+    """Scale one initializer of the exported file by 1.01: verify exits 1 and names the difference."""
+    model = onnx.load(str(binary_onnx))
+    weight = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))  # the (5, 1) weights
+    weight.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weight) * 1.01, weight.name))
+    corrupted = tmp_path / "corrupted.onnx"
+    onnx.save(model, str(corrupted))
+
+    result = CliRunner().invoke(main, ["verify", str(binary_checkpoint), str(corrupted)])
+    assert result.exit_code == 1
+    assert "Error: onnxruntime and torch disagree: largest |diff|" in result.output
+    assert float(result.output.split("largest |diff| ")[1].split()[0]) > 1e-5
+
+
+def test_verify_passes_on_the_real_export_and_prints_differences(binary_checkpoint, binary_onnx, binary_csv):
+    result = CliRunner().invoke(main, ["verify", str(binary_checkpoint), str(binary_onnx), "--data", str(binary_csv)])
+    assert result.exit_code == 0, result.output
+    assert "parity: max |p_onnxruntime - p_torch|" in result.output
+    assert "data" in result.output and "extreme logits" in result.output
+
+
+def test_verify_refuses_a_model_of_another_checkpoint(binary_checkpoint, multiclass_onnx):
+    result = CliRunner().invoke(main, ["verify", str(binary_checkpoint), str(multiclass_onnx)])
+    assert result.exit_code == 1
+    assert "differ from the checkpoint's" in result.output
+
+
+def test_large_mean_feature_falls_back_to_a_precise_graph(tmp_path):
+    """A timestamp-like feature (mean 1.7e9, std 50): folding loses float32 precision.
+
+    The parity check must see it on the data rows, and export must pick a graph that passes.
+    """
+    rng = np.random.default_rng(0)
+    n = 300
+    stamp = 1.7e9 + rng.normal(0, 50, n).round()
+    other = rng.normal(size=n)
+    y = (0.08 * (stamp - 1.7e9) + other + rng.normal(size=n) > 0).astype(int)
+    X = np.c_[stamp, other]
+    csv_path = data_csv(tmp_path / "stamps.csv", X, y)
+    runner = CliRunner()
+    assert runner.invoke(main, ["train", str(csv_path), "--val-fraction", "0", "-o", str(tmp_path / "m.pt")]
+                         ).exit_code == 0
+
+    state = load_checkpoint(tmp_path / "m.pt")
+    folded = session_for(to_onnx(state, "folded").SerializeToString())
+    with pytest.raises(ParityError):
+        check_parity(state, folded, data=X)
+
+    result = runner.invoke(main, ["export", str(tmp_path / "m.pt"), "--data", str(csv_path)])
+    assert result.exit_code == 0, result.output
+    assert "folded graph failed the parity check" in result.output
+    parity = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}["edgelr.parity"])
+    assert parity["graph"] != "folded" and parity["max_abs_diff"] <= 1e-5
+
+
+def test_opset_is_honoured_and_checked(tmp_path, binary_checkpoint):
+    runner = CliRunner()
+    ok = runner.invoke(main, ["export", str(binary_checkpoint), "-o", str(tmp_path / "m.onnx"), "--opset", "18"])
+    assert ok.exit_code == 0, ok.output
+    assert {o.domain: o.version for o in onnx.load(str(tmp_path / "m.onnx")).opset_import}[""] == 18
+    bad = runner.invoke(main, ["export", str(binary_checkpoint), "-o", str(tmp_path / "x.onnx"), "--opset", "7"])
+    assert bad.exit_code == 1 and "Error: --opset 7 is not supported; expected 18 to" in bad.output
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_export_keeps_exporter_chatter_out_of_stdout(tmp_path, binary_checkpoint):
+    result = CliRunner().invoke(main, ["export", str(binary_checkpoint), "-o", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 0
+    assert "torch.onnx" not in result.output and "Warning" not in result.output
+    assert result.stdout.splitlines()[-1] == f"exported {tmp_path / 'm.onnx'} (folded graph)"

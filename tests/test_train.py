@@ -1,0 +1,179 @@
+"""Training lands where the references say: the tutorial's table and scikit-learn's optimum."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from edgelr import LogisticRegression
+from edgelr.cli import main
+from edgelr.errors import ConfigError
+from tests.conftest import data_csv, make_data
+
+TUTORIAL = ["--optimizer", "sgd", "--lr", "0.5", "--epochs", "1000", "--penalty", "none",
+            "--no-standardize", "--val-fraction", "0", "--json"]
+
+
+def sklearn_reference(X, y, **kwargs):
+    """scikit-learn run to a tight optimum, so differences are ours, not its early stop."""
+    return make_pipeline(StandardScaler(), SkLogisticRegression(tol=1e-10, max_iter=10_000, **kwargs)).fit(X, y)
+
+
+def test_tutorial_table_reproduces(tmp_path):
+    """The classic tutorial: loss ln 2 at the start, 0.038117 after 1000 SGD steps, all six right."""
+    result = CliRunner().invoke(main, ["train", *TUTORIAL, "-o", str(tmp_path / "m.pt")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    history = summary["history"]
+    assert [h["epoch"] for h in history] == list(range(1001))
+    assert round(history[0]["loss"], 6) == 0.693147
+    assert round(history[1000]["loss"], 6) == 0.038117
+    assert summary["metrics"]["train"]["accuracy"] == 1.0
+    assert summary["metrics"]["validation"] is None
+
+
+def test_tutorial_first_step_by_hand():
+    """One SGD step from zero, computed by hand: grad w = mean((0.5 - y) x), grad b = 0."""
+    X = np.array([[1, 2], [2, 3], [3, 1], [4, 3], [5, 3], [6, 2]], dtype=float)
+    y = np.array([0, 0, 0, 1, 1, 1])
+    est = LogisticRegression(penalty="none", standardize=False, optimizer="sgd", lr=0.5, epochs=1,
+                             device="cpu").fit(X, y)
+    expected_w = -0.5 * ((0.5 - y)[:, None] * X).mean(axis=0)
+    np.testing.assert_allclose(est.coef_[0], expected_w, rtol=1e-6)
+    np.testing.assert_allclose(est.intercept_, [0.0], atol=1e-7)
+
+
+@pytest.mark.parametrize("n_classes,string_labels", [(2, False), (3, True), (4, True)])
+def test_default_cli_model_lands_on_sklearn_optimum(tmp_path, n_classes, string_labels):
+    """train + export with defaults and --val-fraction 0 == StandardScaler + LogisticRegression(C=1)."""
+    X, labels = make_data(n_classes, n_rows=500, seed=10 + n_classes, string_labels=string_labels)
+    csv_path = data_csv(tmp_path / "d.csv", X, labels)
+    runner = CliRunner()
+    trained = runner.invoke(main, ["train", str(csv_path), "--val-fraction", "0", "-o", str(tmp_path / "m.pt")])
+    assert trained.exit_code == 0, trained.output
+    exported = runner.invoke(main, ["export", str(tmp_path / "m.pt"), "--data", str(csv_path)])
+    assert exported.exit_code == 0, exported.output
+
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    label_idx, proba = session.run(None, {"features": X.astype(np.float32)})
+    reference = sklearn_reference(X, labels, C=1.0)
+    expected = reference.predict_proba(X)
+
+    assert np.abs(proba - expected).max() < 1e-3
+    ours_loss, sk_loss = log_loss(labels, proba, labels=reference.classes_), log_loss(labels, expected)
+    assert abs(ours_loss - sk_loss) / sk_loss < 1e-4
+    classes = json.loads(session.get_modelmeta().custom_metadata_map["edgelr.classes"])
+    assert classes == sorted(set(labels.tolist()))
+    assert (np.asarray(classes)[label_idx] == reference.predict(X)).mean() > 0.99
+
+
+@pytest.mark.parametrize("C,class_weight", [(0.05, None), (10.0, None), (1.0, "balanced")])
+def test_estimator_matches_sklearn_for_c_and_class_weight(C, class_weight):
+    X, y = make_data(2, n_rows=400, seed=7)
+    imbalanced = np.r_[np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:60]]
+    X, y = X[imbalanced], y[imbalanced]
+    ours = LogisticRegression(C=C, class_weight=class_weight, device="cpu").fit(X, y)
+    ref = sklearn_reference(X, y, C=C, class_weight=class_weight)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-3)
+    np.testing.assert_allclose(ours.coef_, ref[-1].coef_, atol=5e-3)
+
+
+def test_multiclass_coef_shape_and_classes_follow_sklearn():
+    X, labels = make_data(3, seed=3, string_labels=True)
+    ours = LogisticRegression(device="cpu").fit(X, labels)
+    ref = sklearn_reference(X, labels)
+    assert ours.coef_.shape == ref[-1].coef_.shape == (3, 5)
+    assert ours.intercept_.shape == (3,)
+    assert list(ours.classes_) == list(ref.classes_)
+    assert (ours.predict(X) == ref.predict(X)).mean() > 0.99
+
+
+def test_starting_loss_is_log_of_class_count():
+    """Zero parameters give uniform probabilities: loss ln K at epoch 0."""
+    for k in (2, 3):
+        X, y = make_data(k, seed=k)
+        est = LogisticRegression(device="cpu", epochs=1).fit(X, y)
+        assert est.history_[0]["loss"] == pytest.approx(math.log(k), rel=1e-6)
+
+
+@pytest.mark.parametrize("optimizer,kwargs", [("sgd", {"lr": 0.5}), ("adam", {"lr": 0.05}),
+                                              ("sgd", {"lr": 0.1, "batch_size": 32})])
+def test_first_order_optimizers_approach_the_optimum(optimizer, kwargs):
+    X, y = make_data(2, seed=4)
+    optimum = LogisticRegression(device="cpu").fit(X, y).history_[-1]["loss"]
+    est = LogisticRegression(optimizer=optimizer, epochs=200, device="cpu", **kwargs).fit(X, y)
+    losses = [h["loss"] for h in est.history_]
+    assert len(losses) == 201
+    assert losses[-1] < losses[0]
+    assert losses[-1] == pytest.approx(optimum, rel=2e-2)
+
+
+def test_minibatch_training_is_reproducible_with_seed():
+    X, y = make_data(2, seed=5)
+    fit = lambda seed: LogisticRegression(optimizer="sgd", batch_size=16, epochs=5, seed=seed,  # noqa: E731
+                                          device="cpu").fit(X, y).coef_
+    np.testing.assert_array_equal(fit(1), fit(1))
+    assert not np.array_equal(fit(1), fit(2))
+
+
+def test_predict_uses_class_names_and_threshold():
+    X, y = make_data(2, seed=6)
+    names = np.where(y == 1, "yes", "no")
+    est = LogisticRegression(device="cpu").fit(X, names)
+    proba = est.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(est.predict(X), np.where(proba[:, 1] > 0.5, "yes", "no"))
+
+
+def test_save_and_load_round_trip(tmp_path):
+    X, y = make_data(3, seed=8)
+    est = LogisticRegression(C=0.5, device="cpu").fit(X, y, feature_names=list("abcde"))
+    est.save(tmp_path / "m.pt")
+    loaded = LogisticRegression.load(tmp_path / "m.pt")
+    assert loaded.C == 0.5 and loaded.feature_names_in_ == list("abcde")
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"C": 0}, "C must be > 0"),
+    ({"optimizer": "newton"}, "optimizer 'newton' is unknown"),
+    ({"penalty": "l1"}, "penalty 'l1' is unknown"),
+    ({"batch_size": 8}, "lbfgs is a full-batch method"),
+    ({"class_weight": "auto"}, "class_weight 'auto' is unknown"),
+    ({"device": "tpu"}, "device 'tpu'"),
+])
+def test_bad_settings_are_config_errors(kwargs, match):
+    X, y = make_data(2, seed=9)
+    with pytest.raises(ConfigError, match=match):
+        LogisticRegression(**kwargs).fit(X, y)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    X, y = make_data(2, seed=9)
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        LogisticRegression(device="cuda").fit(X, y)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_matches_cpu():
+    X, y = make_data(3, seed=11)
+    cpu = LogisticRegression(device="cpu").fit(X, y)
+    gpu = LogisticRegression(device="cuda").fit(X, y)
+    assert gpu.config_["device"].startswith("cuda")
+    np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=1e-4)
+
+
+def test_unfitted_estimator_says_so():
+    with pytest.raises(ConfigError, match="not fitted yet"):
+        LogisticRegression().predict([[1.0, 2.0]])
