@@ -185,7 +185,10 @@ class _Table:
         self.path = os.fspath(path)
         self.name = self.path
         with self._open() as handle:
-            header = next(csv.reader(handle), None)
+            try:
+                header = next(csv.reader(handle), None)
+            except UnicodeDecodeError as exc:
+                raise self._not_utf8(exc) from exc
         if not header or all(not c.strip() for c in header):
             raise DataError(f"{self.name}: the file is empty; expected a header row and data rows")
         self.header = [c.strip() for c in header]
@@ -227,6 +230,18 @@ class _Table:
         except PermissionError as exc:
             raise DataError(f"{self.name}: permission denied") from exc
 
+    def _not_utf8(self, exc: UnicodeDecodeError) -> DataError:
+        """Name the first line that does not decode; the exception only knows a buffer offset."""
+        with open(self.path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    byte = raw[bad.start]
+                    return DataError(f"{self.name}, line {number}: not UTF-8 text (byte {byte:#x}); "
+                                     "expected a UTF-8 CSV file")
+        return DataError(f"{self.name}: not UTF-8 text ({exc.reason}); expected a UTF-8 CSV file")
+
     def _chunks(self) -> Iterator[tuple[list[list[str]], list[int]]]:
         width = len(self.header)
         with self._open() as handle:
@@ -250,7 +265,7 @@ class _Table:
                 if chunk:
                     yield chunk, chunk_lines
             except UnicodeDecodeError as exc:
-                raise DataError(f"{self.name}: not UTF-8 text ({exc.reason}); expected a UTF-8 CSV file") from exc
+                raise self._not_utf8(exc) from exc
             except csv.Error as exc:
                 raise DataError(f"{self.name}, line {reader.line_num}: malformed CSV ({exc})") from exc
 
