@@ -9,6 +9,7 @@ import numpy as np
 
 from edgelr.data import Dataset, stratified_split
 from edgelr.estimator import LogisticRegression
+from edgelr.metrics import classification_metrics
 from edgelr.train import ProgressFn
 
 
@@ -34,8 +35,8 @@ def train_checkpoint(
     estimator.fit(dataset.X[train_rows], labels[train_rows], feature_names=dataset.feature_names,
                   progress=progress)
     metrics = {
-        "train": estimator.score(dataset.X[train_rows], labels[train_rows]),
-        "validation": estimator.score(dataset.X[val_rows], labels[val_rows]) if val_rows.size else None,
+        "train": _metrics(estimator, dataset, train_rows),
+        "validation": _metrics(estimator, dataset, val_rows) if val_rows.size else None,
     }
     summary = {
         "source": dataset.source,
@@ -48,3 +49,8 @@ def train_checkpoint(
     config = {**estimator.config_, "val_fraction": val_fraction}
     estimator.save(out, metrics=metrics, extra={"data": summary, "config": config})
     return TrainResult(os.fspath(out), estimator.history_, metrics, summary)
+
+
+def _metrics(estimator: LogisticRegression, dataset: Dataset, rows: np.ndarray) -> dict:
+    # The dataset's class indices are the estimator's: both are sorted(set(labels)).
+    return classification_metrics(dataset.y[rows], estimator.predict_proba(dataset.X[rows]))
