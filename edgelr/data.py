@@ -111,18 +111,17 @@ def labels_from_cells(cells: Sequence[str], *, where: str) -> tuple[list, np.nda
 
 def encode_labels(values, *, where: str) -> tuple[list, np.ndarray]:
     """Map labels to (classes, y) with classes = sorted(set(labels)), y int64 indices."""
-    arr = np.asarray(values)
+    # A list goes through object dtype: np.asarray([0, "a"]) would silently make "0" a string.
+    arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
     if arr.ndim != 1:
         raise DataError(f"{where}: expected a 1-D array of labels, got shape {arr.shape}")
+    if arr.dtype.kind == "O":
+        kinds = {type(plain_value(v)) for v in arr.tolist()}
+        if str in kinds and len(kinds) > 1:
+            raise DataError(f"{where}: labels mix numbers and strings; expected one kind")
+        arr = np.asarray([plain_value(v) for v in arr.tolist()])
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise DataError(f"{where}: labels contain NaN or infinity; expected class names or numbers")
-    if arr.dtype.kind == "O":
-        # Python objects from the API, e.g. [1, "a"]: sortable only when of one kind.
-        try:
-            classes = sorted(set(arr.tolist()))
-        except TypeError as exc:
-            raise DataError(f"{where}: labels mix numbers and strings; expected one kind") from exc
-        arr = np.asarray(arr.tolist(), dtype=type(classes[0]) if classes else None)
     classes, y = np.unique(arr, return_inverse=True)
     if classes.size < 2:
         found = classes[0] if classes.size else "none"
@@ -138,8 +137,14 @@ def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     A constant column gets scale 1 so it maps to 0 instead of dividing by zero.
     """
     mean = X.mean(axis=0, dtype=np.float64)
-    scale = X.std(axis=0, dtype=np.float64)
-    scale[scale == 0.0] = 1.0
+    var = X.var(axis=0, dtype=np.float64)
+    # A constant column's computed variance is rounding noise, rarely exactly 0 (a column
+    # of 0.1 gives ~1e-34): treat variance within that noise as zero, as StandardScaler does.
+    eps = np.finfo(np.float64).eps
+    n = X.shape[0]
+    constant = var <= n * eps * var + (n * mean * eps) ** 2
+    scale = np.sqrt(var)
+    scale[constant] = 1.0
     return mean, scale
 
 
@@ -293,10 +298,11 @@ class _Table:
     def _label_cells(self, chunk, lines, col: int) -> list[str]:
         cells = [row[col].strip() for row in chunk]
         for value, line in zip(cells, lines):
-            if not value:
+            problem = "empty label" if not value else _non_finite_label(value)
+            if problem:
                 raise DataError(
-                    f"{self.name}, line {line}, column '{self.header[col]}': empty label; "
-                    "expected a class name or number"
+                    f"{self.name}, line {line}, column '{self.header[col]}': {problem}; "
+                    "expected a class name or a finite number"
                 )
         return cells
 
@@ -311,6 +317,15 @@ def _cell_problem(value: str) -> str | None:
     if not math.isfinite(number):
         return f"got '{value.strip()}' (not finite)"
     return None
+
+
+def _non_finite_label(value: str) -> str | None:
+    """'nan', 'inf', ... read as numbers but name no class: an error, not a string class."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return None if math.isfinite(number) else f"label '{value}' is not finite"
 
 
 def _as_numbers(values: Sequence[str]) -> list | None:

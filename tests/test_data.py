@@ -1,0 +1,320 @@
+"""edgelr.data: reading CSVs, labels, standardization and the stratified split (spec section 2)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.preprocessing import StandardScaler
+
+from edgelr.data import encode_labels, read_csv, read_features, standardization, stratified_split, students
+from edgelr.errors import DataError
+
+
+def csv_file(tmp_path: Path, text: str, name: str = "data.csv") -> Path:
+    """Write ``text`` verbatim (header included) and return the path."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def where(path: Path, line: int | None = None, column: str | None = None) -> str:
+    """The regex for the 'file, line N, column 'c'' prefix of a DataError message."""
+    text = str(path)
+    if line is not None:
+        text += f", line {line}"
+    if column is not None:
+        text += f", column '{column}'"
+    return re.escape(text)
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def test_default_label_is_last_column_and_features_the_rest(tmp_path):
+    path = csv_file(tmp_path, "a,b,y\n1,2,0\n3,4.5,1\n-1,0,1\n")
+    data = read_csv(path)
+    assert data.label_name == "y"
+    assert data.feature_names == ["a", "b"]
+    np.testing.assert_array_equal(data.X, [[1, 2], [3, 4.5], [-1, 0]])
+    assert data.X.dtype == np.float64
+    assert data.classes == [0, 1]
+    np.testing.assert_array_equal(data.y, [0, 1, 1])
+    assert data.n_rows == 3
+
+
+def test_label_option_picks_a_middle_column(tmp_path):
+    path = csv_file(tmp_path, "a,y,b\n1,no,2\n3,yes,4\n")
+    data = read_csv(path, label="y")
+    assert data.feature_names == ["a", "b"]
+    np.testing.assert_array_equal(data.X, [[1, 2], [3, 4]])
+    assert data.classes == ["no", "yes"]
+
+
+def test_features_option_selects_columns_in_the_given_order(tmp_path):
+    path = csv_file(tmp_path, "a,b,c,y\n1,2,3,0\n4,5,6,1\n")
+    data = read_csv(path, features=["c", "a"])
+    assert data.feature_names == ["c", "a"]
+    np.testing.assert_array_equal(data.X, [[3, 1], [6, 4]])
+
+
+def test_numeric_labels_are_ints_sorted_numerically(tmp_path):
+    path = csv_file(tmp_path, "x,y\n1,2\n2,10\n3,9\n4,2\n")
+    data = read_csv(path)
+    assert data.classes == [2, 9, 10]
+    assert all(type(c) is int for c in data.classes)
+    np.testing.assert_array_equal(data.y, [0, 2, 1, 0])
+
+
+def test_string_labels_are_sorted(tmp_path):
+    path = csv_file(tmp_path, "x,y\n1,virginica\n2,setosa\n3,versicolor\n4,setosa\n")
+    data = read_csv(path)
+    assert data.classes == ["setosa", "versicolor", "virginica"]
+    np.testing.assert_array_equal(data.y, [2, 0, 1, 0])
+
+
+def test_float_spelled_integral_labels_become_ints(tmp_path):
+    path = csv_file(tmp_path, "x,y\n1,1.0\n2,0.0\n3,1.0\n")
+    data = read_csv(path)
+    assert data.classes == [0, 1]
+    assert all(type(c) is int for c in data.classes)
+    np.testing.assert_array_equal(data.y, [1, 0, 1])
+
+
+def test_utf8_bom_and_header_spaces_are_tolerated(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffa , b,y\n1,2,0\n3,4,1\n".encode())
+    assert read_csv(path).feature_names == ["a", "b"]
+
+
+def test_blank_trailing_lines_are_not_rows(tmp_path):
+    path = csv_file(tmp_path, "x,y\n1,0\n2,1\n\n\n")
+    assert read_csv(path).n_rows == 2
+
+
+def test_students_is_the_tutorial_table():
+    data = students()
+    np.testing.assert_array_equal(data.X, [[1, 2], [2, 3], [3, 1], [4, 3], [5, 3], [6, 2]])
+    np.testing.assert_array_equal(data.y, [0, 0, 0, 1, 1, 1])
+    assert data.classes == [0, 1]
+    assert len(data.feature_names) == 2
+
+
+def test_read_features_picks_columns_by_name_and_ignores_the_rest(tmp_path):
+    path = csv_file(tmp_path, "id,b,a,extra\n7,2,1,x\n8,4,3,y\n")
+    X = read_features(path, ["a", "b"])
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
+
+
+def test_read_features_missing_column(tmp_path):
+    path = csv_file(tmp_path, "a,b\n1,2\n")
+    with pytest.raises(DataError, match=f"{where(path)}.*'c' not found"):
+        read_features(path, ["a", "c"])
+
+
+# -- labels through the Python API -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("labels", "classes", "y"),
+    [
+        ([10, 2, 9, 2], [2, 9, 10], [2, 0, 1, 0]),
+        (["b", "a", "b"], ["a", "b"], [1, 0, 1]),
+        (np.array([1.5, 0.5, 1.5]), [0.5, 1.5], [1, 0, 1]),
+        (np.array(["x", "y"], dtype=object), ["x", "y"], [0, 1]),
+    ],
+)
+def test_encode_labels_sorts_classes(labels, classes, y):
+    got_classes, got_y = encode_labels(labels, where="y")
+    assert got_classes == classes
+    assert all(not isinstance(c, np.generic) for c in got_classes)  # plain JSON-able values
+    np.testing.assert_array_equal(got_y, y)
+    assert got_y.dtype == np.int64
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([1, 1, 1], "only one class: 1"),
+        ([0.0, np.nan, 1.0], "NaN or infinity"),
+        ([0.0, np.inf, 1.0], "NaN or infinity"),
+        (np.array([0, "a", 1], dtype=object), "mix numbers and strings"),
+        ([0, "a", 1], "mix numbers and strings"),
+        ([[0, 1], [1, 0]], r"1-D .* shape \(2, 2\)"),
+    ],
+)
+def test_encode_labels_rejects(labels, message):
+    with pytest.raises(DataError, match=f"^y: .*{message}"):
+        encode_labels(labels, where="y")
+
+
+def test_estimator_fit_reports_bad_labels_via_the_api_path():
+    from edgelr import LogisticRegression
+
+    with pytest.raises(DataError, match="y: .*only one class"):
+        LogisticRegression(device="cpu").fit([[0.0], [1.0]], ["a", "a"])
+
+
+# -- standardization -------------------------------------------------------------------
+
+
+def test_standardization_matches_standard_scaler():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 4)) * [1, 10, 1e-3, 1e4] + [0, -5, 3, 1e6]
+    mean, scale = standardization(X)
+    ref = StandardScaler().fit(X)
+    np.testing.assert_allclose(mean, ref.mean_, rtol=1e-12)
+    np.testing.assert_allclose(scale, ref.scale_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("value", [0.0, 7.0, 0.1, 1e6 + 0.1])
+def test_constant_column_gets_scale_one(value):
+    """Like StandardScaler: a constant column, even one whose mean rounds, gets scale 1."""
+    X = np.column_stack([np.full(10, value), np.arange(10.0)])
+    mean, scale = standardization(X)
+    ref = StandardScaler().fit(X)
+    np.testing.assert_allclose(mean, ref.mean_)
+    np.testing.assert_array_equal(scale, ref.scale_)
+    assert scale[0] == 1.0
+
+
+# -- stratified split ------------------------------------------------------------------
+
+
+def test_split_keeps_class_proportions():
+    y = np.array([0] * 50 + [1] * 10 + [2] * 20)
+    train, val = stratified_split(y, 0.2, seed=0)
+    assert np.bincount(y[val]).tolist() == [10, 2, 4]
+    assert np.bincount(y[train]).tolist() == [40, 8, 16]
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(y.size))
+
+
+def test_split_keeps_at_least_one_training_row_per_class():
+    y = np.array([0] * 20 + [1])
+    train, val = stratified_split(y, 0.9, seed=0)
+    assert 20 in train
+    assert 20 not in val
+
+
+def test_split_is_reproducible_by_seed():
+    y = np.repeat([0, 1], 50)
+    a = stratified_split(y, 0.3, seed=42)
+    b = stratified_split(y, 0.3, seed=42)
+    c = stratified_split(y, 0.3, seed=43)
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_split_fraction_zero_has_no_validation_rows():
+    y = np.repeat([0, 1, 2], 5)
+    train, val = stratified_split(y, 0.0, seed=0)
+    assert val.size == 0
+    np.testing.assert_array_equal(train, np.arange(y.size))
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.0, 1.5])
+def test_split_rejects_fraction_out_of_range(fraction):
+    with pytest.raises(DataError, match=r"--val-fraction must be in \[0, 1\)"):
+        stratified_split(np.array([0, 1]), fraction, seed=0)
+
+
+# -- bad input: every message names the file, and the line and column where there is one -
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "problem"),
+    [
+        ("a,b,y\n1,2,0\n3,abc,1\n", 3, "b", "got 'abc'"),
+        ("a,b,y\n1,2,0\n,4,1\n", 3, "a", "empty cell"),
+        ("a,b,y\n1,2,0\n3, ,1\n", 3, "b", "empty cell"),
+        ("a,b,y\n1,nan,0\n3,4,1\n", 2, "b", "not finite"),
+        ("a,b,y\n1,2,0\n3,4,1\n-inf,4,0\n", 4, "a", "not finite"),
+        ("a,b,y\n1,2,0\n3,infinity,1\n", 3, "b", "not finite"),
+        ("a,b,y\n1,2,0\n3,4,\n", 3, "y", "empty label"),
+    ],
+)
+def test_bad_cell_names_file_line_and_column(tmp_path, text, line, column, problem):
+    path = csv_file(tmp_path, text)
+    with pytest.raises(DataError, match=f"^{where(path, line, column)}: .*{problem}"):
+        read_csv(path)
+
+
+def test_nan_label_is_an_error_not_a_string_class(tmp_path):
+    """A 'nan' among numeric labels must not silently turn every class into a string."""
+    path = csv_file(tmp_path, "a,y\n1,0\n2,1\n3,nan\n")
+    with pytest.raises(DataError, match=f"^{where(path)}.*line 4.*column 'y'"):
+        read_csv(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fields"),
+    [
+        ("a,b,y\n1,2,0\n3,4,1,9\n", 3, 4),
+        ("a,b,y\n1,2,0\n5,6,1\n3,4\n", 4, 2),
+    ],
+)
+def test_ragged_row_names_file_and_line(tmp_path, text, line, fields):
+    path = csv_file(tmp_path, text)
+    with pytest.raises(DataError, match=f"^{where(path, line)}: {fields} fields, expected 3"):
+        read_csv(path)
+
+
+def test_missing_label_column(tmp_path):
+    path = csv_file(tmp_path, "a,b\n1,0\n2,1\n")
+    with pytest.raises(DataError, match=f"^{where(path)}: label column 'target' not found; the header has: a, b"):
+        read_csv(path, label="target")
+
+
+def test_missing_feature_column(tmp_path):
+    path = csv_file(tmp_path, "a,b,y\n1,2,0\n3,4,1\n")
+    with pytest.raises(DataError, match=f"^{where(path)}: feature column 'zz' not found"):
+        read_csv(path, features=["a", "zz"])
+
+
+def test_label_listed_as_a_feature(tmp_path):
+    path = csv_file(tmp_path, "a,b,y\n1,2,0\n3,4,1\n")
+    with pytest.raises(DataError, match=f"^{where(path)}: column 'y' is both the label and a feature"):
+        read_csv(path, features=["a", "y"])
+
+
+def test_one_class_only(tmp_path):
+    path = csv_file(tmp_path, "a,y\n1,yes\n2,yes\n")
+    with pytest.raises(DataError, match=f"^{where(path, column='y')}: .*only one class: yes"):
+        read_csv(path)
+
+
+def test_header_but_no_rows(tmp_path):
+    path = csv_file(tmp_path, "a,b,y\n")
+    with pytest.raises(DataError, match=f"^{where(path)}: the header has no data rows"):
+        read_csv(path)
+
+
+@pytest.mark.parametrize("text", ["", "\n", " , \n"])
+def test_empty_file(tmp_path, text):
+    path = csv_file(tmp_path, text)
+    with pytest.raises(DataError, match=f"^{where(path)}: the file is empty"):
+        read_csv(path)
+
+
+def test_duplicate_header_names(tmp_path):
+    path = csv_file(tmp_path, "a,b,a,y\n1,2,3,0\n4,5,6,1\n")
+    with pytest.raises(DataError, match=f"^{where(path, 1)}: duplicate column names in the header: a$"):
+        read_csv(path)
+
+
+@pytest.mark.parametrize("line", [1, 3])
+def test_non_utf8_bytes_name_the_line(tmp_path, line):
+    lines = [b"a,b,y", b"1,2,0", b"3,4,1"]
+    lines[line - 1] = lines[line - 1].replace(b"1", b"\xff", 1).replace(b"a", b"\xe9", 1)
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(DataError, match=f"^{where(path, line)}: not UTF-8 text"):
+        read_csv(path)
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nope.csv"
+    with pytest.raises(DataError, match=f"^{where(path)}: no such file"):
+        read_csv(path)

@@ -1,0 +1,123 @@
+"""edgelr.metrics against scikit-learn's definitions (spec section 3, metrics)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn import metrics as skm
+
+from edgelr.metrics import binary_scores, classification_metrics, log_loss, predicted_labels, roc_auc
+
+
+def random_problem(n_classes: int, n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(y, proba): labels covering every class, softmax probabilities of random logits."""
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([np.arange(n_classes), rng.integers(0, n_classes, n_rows - n_classes)])
+    logits = rng.normal(scale=2.0, size=(n_rows, n_classes))
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    return y, proba
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_binary_metrics_match_sklearn(seed):
+    y, proba = random_problem(2, 200, seed)
+    got = classification_metrics(y, proba)
+    pred = (proba[:, 1] > 0.5).astype(int)
+    assert set(got) == {"accuracy", "log_loss", "precision", "recall", "f1", "roc_auc"}
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y, proba), rel=1e-12)
+    assert got["precision"] == pytest.approx(skm.precision_score(y, pred))
+    assert got["recall"] == pytest.approx(skm.recall_score(y, pred))
+    assert got["f1"] == pytest.approx(skm.f1_score(y, pred))
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba[:, 1]), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_multiclass_metrics_match_sklearn(seed):
+    y, proba = random_problem(3, 150, seed)
+    got = classification_metrics(y, proba)
+    assert set(got) == {"accuracy", "log_loss"}
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, proba.argmax(axis=1)))
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y, proba, labels=[0, 1, 2]), rel=1e-12)
+
+
+def test_metrics_are_plain_floats():
+    y, proba = random_problem(2, 20, 0)
+    assert all(type(v) is float for v in classification_metrics(y, proba).values())
+
+
+def test_binary_threshold_is_strict_as_in_sklearn():
+    """p1 == 0.5 predicts class 0, like scikit-learn's decision_function > 0."""
+    proba = np.array([[0.5, 0.5], [0.4, 0.6], [0.6, 0.4]])
+    np.testing.assert_array_equal(predicted_labels(proba), [0, 1, 0])
+    np.testing.assert_array_equal(predicted_labels(proba, threshold=0.3), [1, 1, 1])
+
+
+def test_log_loss_by_hand():
+    y = np.array([0, 1, 1])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.5, 0.5]])
+    expected = -(np.log(0.8) + np.log(0.7) + np.log(0.5)) / 3
+    assert log_loss(y, proba) == pytest.approx(expected, rel=1e-15)
+
+
+def test_log_loss_of_a_certain_mistake_is_large_but_finite():
+    y = np.array([0, 1])
+    proba = np.array([[0.0, 1.0], [0.0, 1.0]])
+    got = log_loss(y, proba)
+    assert np.isfinite(got)
+    assert got == pytest.approx(skm.log_loss(y, proba), rel=1e-6)
+
+
+def test_roc_auc_with_ties_by_hand():
+    """Pairs (pos, neg): 0.8>0.3, 0.8>0.5, 0.5=0.5 (half), 0.5>0.3 -> 3.5 of 4."""
+    y = np.array([0, 0, 1, 1])
+    score = np.array([0.3, 0.5, 0.5, 0.8])
+    assert roc_auc(y, score) == pytest.approx(3.5 / 4)
+    assert roc_auc(y, score) == pytest.approx(skm.roc_auc_score(y, score))
+
+
+def test_roc_auc_all_scores_tied_is_one_half():
+    y = np.array([0, 1, 0, 1, 1])
+    assert roc_auc(y, np.full(5, 0.7)) == 0.5
+
+
+def test_roc_auc_is_none_with_one_class():
+    assert roc_auc(np.array([1, 1, 1]), np.array([0.1, 0.5, 0.9])) is None
+    assert roc_auc(np.array([0, 0]), np.array([0.1, 0.5])) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 5)), min_size=2, max_size=60))
+def test_roc_auc_with_heavy_ties_matches_sklearn(pairs):
+    """Scores drawn from six values, so most of them tie."""
+    y = np.array([p[0] for p in pairs])
+    score = np.array([p[1] for p in pairs], dtype=np.float64) / 5
+    if y.min() == y.max():
+        assert roc_auc(y, score) is None
+    else:
+        assert roc_auc(y, score) == pytest.approx(skm.roc_auc_score(y, score), abs=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1)), min_size=1, max_size=40))
+def test_binary_scores_match_sklearn(pairs):
+    """Including all-negative predictions and all-negative truth, where sklearn gives 0."""
+    y = np.array([p[0] for p in pairs])
+    pred = np.array([p[1] for p in pairs])
+    got = binary_scores(y, pred)
+    assert got["precision"] == pytest.approx(skm.precision_score(y, pred, zero_division=0))
+    assert got["recall"] == pytest.approx(skm.recall_score(y, pred, zero_division=0))
+    assert got["f1"] == pytest.approx(skm.f1_score(y, pred, zero_division=0))
+
+
+def test_no_predicted_positives_gives_precision_zero():
+    y = np.array([0, 1, 1, 0])
+    proba = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.7, 0.3]])
+    got = classification_metrics(y, proba)
+    assert got["precision"] == 0.0
+    assert got["recall"] == 0.0
+    assert got["f1"] == 0.0
+    assert got["accuracy"] == 0.5
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba[:, 1]))
