@@ -27,8 +27,8 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except EdgelrError as exc:
-            if os.environ.get("EDGELR_DEBUG") == "1":
+        except Exception as exc:
+            if not _is_user_error(exc) or os.environ.get("EDGELR_DEBUG") == "1":
                 raise
             raise click.ClickException(str(exc)) from exc
 
@@ -149,6 +149,56 @@ def verify(checkpoint, model, data, atol, rtol) -> None:
 
 
 @main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV to write (default: stdout).")
+@click.option("--threads", type=click.IntRange(min=1), help="onnxruntime intra-op threads (default: its own).")
+def predict(model, data, out, threads) -> None:
+    """Score DATA.csv with an exported MODEL; no torch needed.
+
+    Writes a `label` column (the class name) and one `probability_<class>` column per
+    class. Feature columns are matched by header name; other columns are ignored.
+
+    Example: edgelr predict models/model.onnx new_rows.csv -o scores.csv
+    """
+    from edgelr.runtime import Predictor
+    from edgelr.scoring import predict_csv
+
+    predictor = Predictor(model, threads=threads)
+    if out is None:
+        predict_csv(predictor, data, sys.stdout)
+        return
+    from edgelr.fileio import atomic_path
+
+    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        rows = predict_csv(predictor, data, handle)
+    click.echo(f"wrote {rows} predictions to {out}", err=True)
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--label", required=True, help="Column holding the true class.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+def evaluate(model, data, label, as_json) -> None:
+    """Metrics of an exported MODEL on labelled DATA.csv; no torch needed.
+
+    Example: edgelr evaluate models/model.onnx test.csv --label passed
+    """
+    from edgelr.info import metrics_table
+    from edgelr.runtime import Predictor
+    from edgelr.scoring import evaluate_csv
+
+    metrics = evaluate_csv(Predictor(model), data, label)
+    if as_json:
+        click.echo(json.dumps(metrics))
+        return
+    for line in metrics_table({"evaluation": metrics}):
+        click.echo(line)
+
+
+@main.command()
 @click.argument("path", type=click.Path(path_type=Path))
 def info(path) -> None:
     """Summarize a checkpoint (.pt) or an exported ONNX model.
@@ -159,6 +209,12 @@ def info(path) -> None:
 
     for line in describe(path):
         click.echo(line)
+
+
+def _is_user_error(exc: Exception) -> bool:
+    """EdgelrError, or the standalone runtime's PredictorError (which cannot subclass it)."""
+    runtime = sys.modules.get("edgelr.runtime")  # only loaded by commands that score
+    return isinstance(exc, EdgelrError) or (runtime is not None and isinstance(exc, runtime.PredictorError))
 
 
 def _require_training_extra(command: str) -> None:

@@ -6,6 +6,7 @@ an error that names the file, the line and the column, never a guess.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -67,7 +68,11 @@ def read_csv(
     ``label`` defaults to the last column, ``features`` to every other column.
     Raises DataError naming the file, line and column of the first bad cell.
     """
-    table = _Table(path)
+    with _Table(path) as table:
+        return _labelled(table, label, features)
+
+
+def _labelled(table: _Table, label: str | None, features: Sequence[str] | None) -> Dataset:
     label_name = label if label is not None else table.header[-1]
     table.require([label_name], what="label column")
     if features is None:
@@ -93,9 +98,9 @@ def read_features(path: str | os.PathLike, feature_names: Sequence[str]) -> np.n
 
     Returns an ndarray of shape (n_rows, len(feature_names)), float64.
     """
-    table = _Table(path)
-    table.require(feature_names, what="feature column")
-    X, _ = table.read(list(feature_names), None)
+    with _Table(path) as table:
+        table.require(feature_names, what="feature column")
+        X, _ = table.read(list(feature_names), None)
     return X
 
 
@@ -189,20 +194,39 @@ class _Table:
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         self.name = self.path
-        with self._open() as handle:
-            try:
-                header = next(csv.reader(handle), None)
-            except UnicodeDecodeError as exc:
-                raise self._not_utf8(exc) from exc
+        # One handle for the whole read: the file is read once, so a pipe works too.
+        self._handle = self._open()
+        self._reader = csv.reader(self._handle)
+        try:
+            header = next(self._reader, None)
+            self.header = self._check_header(header)
+        except UnicodeDecodeError as exc:
+            self.close()
+            raise self._not_utf8(exc) from exc
+        except DataError:
+            self.close()
+            raise
+
+    def __enter__(self) -> _Table:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def _check_header(self, header: list[str] | None) -> list[str]:
         if not header or all(not c.strip() for c in header):
             raise DataError(f"{self.name}: the file is empty; expected a header row and data rows")
-        self.header = [c.strip() for c in header]
-        for i, col in enumerate(self.header):
+        names = [c.strip() for c in header]
+        for i, col in enumerate(names):
             if not col:
                 raise DataError(f"{self.name}, line 1: column {i + 1} has an empty name in the header")
-        dupes = sorted({c for c in self.header if self.header.count(c) > 1})
+        dupes = sorted({c for c in names if names.count(c) > 1})
         if dupes:
             raise DataError(f"{self.name}, line 1: duplicate column names in the header: {', '.join(dupes)}")
+        return names
 
     def require(self, names: Sequence[str], *, what: str) -> None:
         missing = [n for n in names if n not in self.header]
@@ -237,7 +261,7 @@ class _Table:
 
     def _not_utf8(self, exc: UnicodeDecodeError) -> DataError:
         """Name the first line that does not decode; the exception only knows a buffer offset."""
-        with open(self.path, "rb") as handle:
+        with contextlib.suppress(OSError), open(self.path, "rb") as handle:  # a pipe cannot be reread
             for number, raw in enumerate(handle, start=1):
                 try:
                     raw.decode("utf-8")
@@ -249,10 +273,9 @@ class _Table:
 
     def _chunks(self) -> Iterator[tuple[list[list[str]], list[int]]]:
         width = len(self.header)
-        with self._open() as handle:
-            reader = csv.reader(handle)
+        reader = self._reader
+        with self._handle:
             try:
-                next(reader)
                 chunk, chunk_lines = [], []
                 for row in reader:
                     if not row:  # a blank line carries no data (a trailing newline, say)
@@ -349,3 +372,26 @@ def plain_value(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def iter_feature_blocks(path: str | os.PathLike, feature_names: Sequence[str]) -> Iterator[np.ndarray]:
+    """Stream the named feature columns of a CSV in blocks of rows (flat memory).
+
+    Yields float64 arrays of shape (<= 65,536, len(feature_names)); same errors as read_csv.
+    """
+    with _Table(path) as table:
+        table.require(feature_names, what="feature column")
+        cols = [table.header.index(n) for n in feature_names]
+        empty = True
+        for chunk, lines in table._chunks():
+            empty = False
+            yield table._to_floats(chunk, lines, cols)
+    if empty:
+        raise DataError(f"{table.name}: the header has no data rows below it; expected at least one row")
+
+
+def read_label_cells(path: str | os.PathLike, feature_names: Sequence[str], label: str) -> tuple[np.ndarray, list]:
+    """(X, raw label cells) for scoring a model on labelled data; one class is fine here."""
+    with _Table(path) as table:
+        table.require([*feature_names, label], what="column")
+        return table.read(list(feature_names), label)

@@ -79,7 +79,7 @@ def describe_onnx(name: str) -> list[str]:
 
 def metrics_table(metrics: dict) -> list[str]:
     """Train and validation metrics side by side; '-' where a value is missing."""
-    splits = [s for s in ("train", "validation") if s in metrics]
+    splits = [s for s in ("train", "validation", "evaluation") if s in metrics]
     if not splits:
         return []
     names = [m for m in _METRIC_ORDER if any((metrics[s] or {}).get(m) is not None for s in splits)]

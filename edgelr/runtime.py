@@ -1,0 +1,156 @@
+"""The edge predictor: an edgelr ONNX model scored with numpy and onnxruntime alone.
+
+This file imports only the standard library, numpy and onnxruntime, never another
+edgelr module, so it can be copied by itself onto a device next to the model.
+
+Example::
+
+    from runtime import Predictor          # or: from edgelr.runtime import Predictor
+    model = Predictor("model.onnx")
+    model.predict_proba([[3.0, 2.0]])      # float32 array of shape (1, n_classes)
+    model.predict([{"lab_hours": 2, "lecture_hours": 3}])
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import onnxruntime as ort
+
+__all__ = ["Predictor", "PredictorError"]
+
+METADATA_FORMAT = "1"
+
+
+class PredictorError(ValueError):
+    """A model file or an input the predictor cannot use; the message says why."""
+
+
+class Predictor:
+    """Scores rows with an ONNX model written by ``edgelr export``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``.onnx`` (or ``.ort``) file. It must be self-contained (no external data)
+        and carry edgelr's metadata.
+    threads : int or None
+        onnxruntime intra-op threads; None leaves onnxruntime's default.
+
+    Safe to share between threads: onnxruntime sessions allow concurrent ``run`` calls
+    and the predictor keeps no per-call state.
+    """
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        self.path = os.fspath(path)
+        self._session = _open_session(self.path, threads)
+        meta = self._session.get_modelmeta().custom_metadata_map
+        if meta.get("edgelr.format") != METADATA_FORMAT:
+            raise PredictorError(f"{self.path}: an ONNX model but not an edgelr model "
+                                 f"(no edgelr.format '{METADATA_FORMAT}' in its metadata)")
+        self.metadata: dict[str, str] = dict(meta)
+        self.feature_names: list[str] = json.loads(meta["edgelr.feature_names"])
+        self.classes: list = json.loads(meta["edgelr.classes"])
+        self.threshold: float | None = json.loads(meta["edgelr.threshold"]) if "edgelr.threshold" in meta else None
+        self._class_array = np.asarray(self.classes)
+        self._index = {name: i for i, name in enumerate(self.feature_names)}
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities, float32 of shape (n_rows, n_classes); columns follow ``classes``."""
+        return self._run(X)[1]
+
+    def predict(self, X) -> np.ndarray:
+        """Class names of shape (n_rows,), decided in the graph (binary threshold, else argmax)."""
+        return self._class_array[self._run(X)[0]]
+
+    def predict_with_proba(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(class names of shape (n_rows,), probabilities of shape (n_rows, n_classes)) in one run."""
+        label, proba = self._run(X)
+        return self._class_array[label], proba
+
+    def _run(self, X) -> tuple[np.ndarray, np.ndarray]:
+        features = self.as_features(X)
+        label, proba = self._session.run(["label", "probabilities"], {"features": features})
+        return label, proba
+
+    def as_features(self, X) -> np.ndarray:
+        """X as float32 of shape (n_rows, n_features), validated.
+
+        X : 2-D array-like, one 1-D row, a mapping or a list of mappings by feature name,
+        or a pandas DataFrame (columns selected by name).
+        """
+        if isinstance(X, Mapping):
+            X = [X]
+        if _is_dataframe(X):
+            X = self._from_columns(list(map(str, X.columns)), X)
+        elif isinstance(X, (list, tuple)) and X and isinstance(X[0], Mapping):
+            X = self._from_mappings(X)
+        try:
+            arr = np.asarray(X, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise PredictorError(f"input is not numeric ({exc}); expected numbers for the features "
+                                 f"{', '.join(self.feature_names)}") from exc
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        if arr.ndim != 2 or arr.shape[1] != len(self.feature_names):
+            raise PredictorError(f"input has shape {np.shape(X)}; expected (n_rows, {len(self.feature_names)}) "
+                                 f"with the features {', '.join(self.feature_names)}")
+        finite = np.isfinite(arr)
+        if not finite.all():
+            row, col = np.argwhere(~finite)[0]
+            raise PredictorError(f"row {row}, feature '{self.feature_names[col]}' is {arr[row, col]}; "
+                                 "expected finite numbers")
+        return np.ascontiguousarray(arr)
+
+    def _from_mappings(self, rows) -> list[list]:
+        for i, row in enumerate(rows):
+            self._check_names(set(row), where=f"row {i}")
+        return [[row[name] for name in self.feature_names] for row in rows]
+
+    def _from_columns(self, columns: list[str], frame):
+        self._check_names(set(columns), where="the DataFrame", allow_extra=True)
+        return frame[self.feature_names].to_numpy()
+
+    def _check_names(self, names: set, *, where: str, allow_extra: bool = False) -> None:
+        missing = [n for n in self.feature_names if n not in names]
+        unknown = sorted(map(str, names - set(self.feature_names))) if not allow_extra else []
+        if missing or unknown:
+            parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+                [f"unknown {', '.join(unknown)}"] if unknown else [])
+            raise PredictorError(f"{where}: {'; '.join(parts)}; expected the features "
+                                 f"{', '.join(self.feature_names)}")
+
+    def __repr__(self) -> str:
+        return f"Predictor({self.path!r}, features={len(self.feature_names)}, classes={self.classes!r})"
+
+
+def _open_session(path: str, threads: int | None) -> ort.InferenceSession:
+    if not os.path.isfile(path):
+        raise PredictorError(f"{path}: no such model file; expected an .onnx written by 'edgelr export'")
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # failures surface as PredictorError, not as log lines
+    if threads is not None:
+        if threads < 1:
+            raise PredictorError(f"threads must be >= 1, got {threads}")
+        options.intra_op_num_threads = threads
+    with open(path, "rb") as handle:
+        model = handle.read()
+    try:
+        # From bytes, not the path: onnxruntime then cannot resolve external data files,
+        # so a model that is not self-contained fails here instead of reading side files.
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's Fail / InvalidProtobuf / InvalidGraph
+        text = str(exc)
+        if "model_path must not be empty" in text or "external" in text.lower():
+            raise PredictorError(f"{path}: keeps its weights in external data files; expected one "
+                                 "self-contained file as 'edgelr export' writes") from exc
+        reason = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise PredictorError(f"{path}: onnxruntime cannot load it, truncated or not an ONNX model ({reason})") from exc
+
+
+def _is_dataframe(X) -> bool:
+    # Duck-typed so pandas is never imported here: it is not a runtime dependency.
+    return hasattr(X, "columns") and hasattr(X, "to_numpy") and hasattr(X, "__getitem__")
