@@ -5,8 +5,11 @@ BIN    := $(VENV)/bin
 # A local CPU wheel on our machines; an unpinned torch would pull GBs of CUDA packages.
 TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
+EDGE   := .venv-edge
+# Two rows of the tutorial's table, to score on the device side.
+ROWS   := 'lecture_hours,lab_hours,passed\n2,3,0\n5,3,1\n' 
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint edge-check clean
 
 install: $(STAMP)
 
@@ -21,6 +24,8 @@ demo: install
 	$(BIN)/edgelr export models/model.pt -o models/model.onnx
 	$(BIN)/edgelr verify models/model.pt models/model.onnx
 	$(BIN)/edgelr info models/model.onnx
+	mkdir -p build && printf $(ROWS) > build/demo_rows.csv
+	$(BIN)/edgelr predict models/model.onnx build/demo_rows.csv
 
 lint: install
 	$(BIN)/ruff check edgelr tests
@@ -28,5 +33,22 @@ lint: install
 test: lint
 	$(BIN)/python -m pytest -q
 
+# A virtualenv with no extras (numpy, onnxruntime, click): scoring must work there.
+edge-check: install
+	mkdir -p build/edge
+	$(BIN)/edgelr train --val-fraction 0 -o build/edge/model.pt > /dev/null
+	$(BIN)/edgelr export build/edge/model.pt -o build/edge/model.onnx > /dev/null
+	printf $(ROWS) > build/edge/rows.csv
+	rm -rf $(EDGE) && $(PYTHON) -m venv $(EDGE)
+	$(EDGE)/bin/pip install --quiet .
+	$(EDGE)/bin/python -c "import importlib.util as u, sys; bad = [m for m in ('torch', 'onnx', 'onnxscript') \
+	    if u.find_spec(m)]; sys.exit(f'edge venv should not have {bad}') if bad else print('no torch, no onnx')"
+	cd build/edge && ../../$(EDGE)/bin/edgelr predict model.onnx rows.csv
+	cd build/edge && ../../$(EDGE)/bin/edgelr evaluate model.onnx rows.csv --label passed
+	cd build/edge && ../../$(EDGE)/bin/edgelr info model.onnx
+	! $(EDGE)/bin/edgelr train 2> build/edge/train.err
+	grep -q "pip install 'edgelr\[train\]'" build/edge/train.err && cat build/edge/train.err
+	@echo "edge-check: OK"
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(EDGE) build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,204 @@
+"""The torch-free predictor and the predict / evaluate commands."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from onnx.external_data_helper import convert_model_to_external_data
+from sklearn.metrics import accuracy_score, log_loss
+
+from edgelr.cli import main
+from edgelr.runtime import Predictor, PredictorError
+from tests.conftest import make_data, write_csv
+
+
+@pytest.fixture(scope="module")
+def binary(binary_onnx) -> Predictor:
+    return Predictor(binary_onnx)
+
+
+@pytest.fixture(scope="module")
+def multiclass(multiclass_onnx) -> Predictor:
+    return Predictor(multiclass_onnx)
+
+
+def check_predictions(predictor: Predictor, X) -> np.ndarray:
+    """scikit-learn's helper, here: shape, rows sum to 1, in [0, 1], predict agrees with the rule."""
+    proba = predictor.predict_proba(X)
+    assert proba.dtype == np.float32 and proba.shape == (len(X), len(predictor.classes))
+    assert ((proba >= 0) & (proba <= 1)).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    rule = proba[:, 1] > predictor.threshold if len(predictor.classes) == 2 else proba.argmax(axis=1)
+    np.testing.assert_array_equal(predictor.predict(X), np.asarray(predictor.classes)[rule.astype(int)])
+    return proba
+
+
+finite_rows = arrays(np.float64, st.tuples(st.integers(1, 20), st.just(5)),
+                     elements=st.floats(-1e4, 1e4, allow_nan=False))
+
+
+@settings(max_examples=40, deadline=None)
+@given(X=finite_rows)
+def test_properties_binary(binary, X):
+    proba = check_predictions(binary, X)
+    one_by_one = np.vstack([binary.predict_proba(row) for row in X])
+    np.testing.assert_allclose(one_by_one, proba, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(X=finite_rows, order=st.permutations(range(5)))
+def test_properties_multiclass_and_mapping_order(multiclass, X, order):
+    proba = check_predictions(multiclass, X)
+    names = multiclass.feature_names
+    rows = [{names[j]: row[j] for j in order} for row in X]
+    np.testing.assert_array_equal(multiclass.predict_proba(rows), proba)
+
+
+def test_metadata_and_dtypes(binary, multiclass):
+    assert binary.feature_names == ["f0", "f1", "f2", "f3", "f4"]
+    assert binary.classes == [0, 1] and binary.threshold == 0.5
+    assert multiclass.classes == ["setosa", "versicolor", "virginica"] and multiclass.threshold is None
+    assert binary.metadata["edgelr.format"] == "1"
+    ints = np.arange(10, dtype=np.int32).reshape(2, 5)
+    np.testing.assert_array_equal(binary.predict_proba(ints), binary.predict_proba(ints.astype(np.float32)))
+
+
+def test_threads_and_concurrent_use(binary_onnx):
+    predictor = Predictor(binary_onnx, threads=1)
+    X, _ = make_data(2, n_rows=200, seed=3)
+    expected = predictor.predict_proba(X)
+    results = [None] * 8
+
+    def work(i):
+        results[i] = predictor.predict_proba(X)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got in results:
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("X,match", [
+    ([[1.0, 2.0]], r"shape \(1, 2\); expected \(n_rows, 5\) with the features f0, f1"),
+    ([[1, 2, 3, 4, np.nan]], "row 0, feature 'f4' is nan; expected finite numbers"),
+    ([[1, 2, 3, 4, np.inf]], "feature 'f4' is inf"),
+    ([["a", 2, 3, 4, 5]], "not numeric"),
+    ([{"f0": 1, "f1": 2, "f2": 3, "f3": 4}], "row 0: missing f4; expected the features"),
+    ([{"f0": 1, "f1": 2, "f2": 3, "f3": 4, "f4": 5, "zz": 0}], "row 0: unknown zz"),
+])
+def test_bad_input_names_the_expected_features(binary, X, match):
+    with pytest.raises(PredictorError, match=match):
+        binary.predict(X)
+
+
+def test_refuses_foreign_truncated_and_external_models(tmp_path, binary_onnx):
+    model = onnx.load(str(binary_onnx))
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "plain.onnx"))
+    with pytest.raises(PredictorError, match="not an edgelr model"):
+        Predictor(tmp_path / "plain.onnx")
+
+    data = binary_onnx.read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(PredictorError, match="truncated or not an ONNX model"):
+        Predictor(tmp_path / "cut.onnx")
+
+    model = onnx.load(str(binary_onnx))
+    convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.bin", size_threshold=0)
+    onnx.save(model, str(tmp_path / "external.onnx"))
+    with pytest.raises(PredictorError, match="external data"):
+        Predictor(tmp_path / "external.onnx")
+    with pytest.raises(PredictorError, match="no such model file"):
+        Predictor(tmp_path / "missing.onnx")
+
+
+def test_predict_command_selects_columns_by_name(tmp_path, binary, binary_onnx):
+    X, y = make_data(2, n_rows=50, seed=4)
+    rows = [[i, label, *reversed(row)] for i, (row, label) in enumerate(zip(X.tolist(), y))]
+    path = write_csv(tmp_path / "in.csv", ["id", "target", "f4", "f3", "f2", "f1", "f0"], rows)
+    result = CliRunner().invoke(main, ["predict", str(binary_onnx), str(path), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "out.csv", newline="") as handle:
+        out = list(csv.DictReader(handle))
+    assert list(out[0]) == ["label", "probability_0", "probability_1"]
+    proba = np.array([[float(r["probability_0"]), float(r["probability_1"])] for r in out])
+    np.testing.assert_allclose(proba, binary.predict_proba(X), rtol=1e-7)
+    assert [int(r["label"]) for r in out] == binary.predict(X).tolist()
+
+
+def test_predict_bad_input_leaves_no_file(tmp_path, binary_onnx):
+    path = write_csv(tmp_path / "in.csv", ["f0", "f1", "f2", "f3", "f4"], [[1, 2, 3, 4, 5], [1, "x", 3, 4, 5]])
+    result = CliRunner().invoke(main, ["predict", str(binary_onnx), str(path), "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 1
+    assert "line 3, column 'f1': got 'x'" in result.stderr
+    assert not (tmp_path / "out.csv").exists()
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    bad = CliRunner().invoke(main, ["predict", str(binary_onnx), str(empty)])
+    assert bad.exit_code == 1 and "the file is empty" in bad.stderr
+
+
+def test_evaluate_matches_sklearn_metrics(tmp_path, multiclass, multiclass_onnx, multiclass_csv):
+    result = CliRunner().invoke(main, ["evaluate", str(multiclass_onnx), str(multiclass_csv), "--label", "target",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    metrics = json.loads(result.stdout)
+    with open(multiclass_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    X = np.array([[float(r[f"f{i}"]) for i in range(5)] for r in rows])
+    y = [r["target"] for r in rows]
+    proba = multiclass.predict_proba(X)
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(y, multiclass.predict(X)))
+    assert metrics["log_loss"] == pytest.approx(log_loss(y, proba, labels=multiclass.classes), rel=1e-6)
+
+
+def test_evaluate_unknown_label(tmp_path, binary_onnx):
+    path = write_csv(tmp_path / "in.csv", ["f0", "f1", "f2", "f3", "f4", "y"], [[1, 2, 3, 4, 5, 7]])
+    result = CliRunner().invoke(main, ["evaluate", str(binary_onnx), str(path), "--label", "y"])
+    assert result.exit_code == 1 and "label '7' is not one of the model's classes 0, 1" in result.stderr
+
+
+def test_runtime_and_predict_import_no_torch_or_onnx(binary_onnx, tmp_path):
+    path = write_csv(tmp_path / "in.csv", ["f0", "f1", "f2", "f3", "f4"], [[1, 2, 3, 4, 5]])
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "import edgelr.runtime\n"
+        "from edgelr.cli import main\n"
+        f"r = CliRunner().invoke(main, ['predict', {str(binary_onnx)!r}, {str(path)!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'onnxscript')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_runtime_imports_no_other_edgelr_module():
+    """runtime.py must work when copied alone next to a model."""
+    import ast
+    import inspect
+
+    import edgelr.runtime
+
+    tree = ast.parse(inspect.getsource(edgelr.runtime))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported <= {"__future__", "json", "os", "collections", "numpy", "onnxruntime"}
