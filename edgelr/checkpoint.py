@@ -49,6 +49,8 @@ def save_checkpoint(state: dict, path: str | os.PathLike) -> None:
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read and validate a checkpoint; CheckpointError says why a file is refused."""
     name = os.fspath(path)
+    if os.path.isdir(name):
+        raise CheckpointError(f"{name}: is a directory; expected a .pt written by 'edgelr train'")
     if not os.path.isfile(name):
         raise CheckpointError(f"{name}: no such checkpoint file; expected a .pt written by 'edgelr train'")
     if not zipfile.is_zipfile(name):
@@ -83,7 +85,9 @@ def _validate(state, name: str) -> None:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{name}: a torch file but not an edgelr checkpoint (no '{FORMAT}' format tag)")
     version = state.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{name}: damaged checkpoint: format version {version!r}, expected 1 or more")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{name}: checkpoint format version {version!r} is newer than this edgelr reads "
             f"({FORMAT_VERSION}); upgrade edgelr"
@@ -101,6 +105,13 @@ def _validate(state, name: str) -> None:
             )
     if k < 2:
         raise CheckpointError(f"{name}: damaged checkpoint: {k} class(es), expected at least 2")
+    if not all(isinstance(f, str) for f in state["feature_names"]):
+        raise CheckpointError(f"{name}: damaged checkpoint: feature names must be strings")
+    if not 0.0 < state["threshold"] < 1.0:
+        raise CheckpointError(f"{name}: damaged checkpoint: threshold {state['threshold']}, expected 0 < t < 1")
+    for key in ("mean", "scale", "weight", "bias"):
+        if not torch.isfinite(state[key]).all():
+            raise CheckpointError(f"{name}: damaged checkpoint: '{key}' holds NaN or infinity")
 
 
 def _guess_kind(name: str) -> str:

@@ -8,6 +8,7 @@ on an ONNX file stay torch-free.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -70,7 +71,7 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
 
     Example: edgelr train data.csv --label passed -o models/model.pt
     """
-    _require_training_extra("train")
+    _require_training_extra("train", ("torch",))
     from edgelr.data import read_csv, students
     from edgelr.estimator import LogisticRegression
     from edgelr.workflow import train_checkpoint
@@ -82,11 +83,11 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
         standardize=standardize, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
         seed=seed, device=device,
     )
-    with _progress_bar(enabled=not as_json, total=epochs or 100) as progress:
+    with _progress_bar(enabled=not as_json, total=estimator.settings().resolved_epochs) as progress:
         result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress)
     if as_json:
         click.echo(json.dumps({"checkpoint": result.checkpoint, "history": result.history,
-                               "metrics": result.metrics}))
+                               "metrics": result.metrics}, allow_nan=False))
         return
     from edgelr.info import metrics_table
 
@@ -217,14 +218,9 @@ def _is_user_error(exc: Exception) -> bool:
     return isinstance(exc, EdgelrError) or (runtime is not None and isinstance(exc, runtime.PredictorError))
 
 
-def _require_training_extra(command: str) -> None:
+def _require_training_extra(command: str, modules: tuple[str, ...] = ("torch", "onnx", "onnxscript")) -> None:
     """Fail with one line, not an ImportError, on an install without edgelr[train]."""
-    missing = []
-    for module in ("torch", "onnx", "onnxscript"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise MissingExtraError(
             f"'edgelr {command}' needs {', '.join(missing)}, which this install lacks; "

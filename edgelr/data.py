@@ -80,6 +80,10 @@ def _labelled(table: _Table, label: str | None, features: Sequence[str] | None) 
     else:
         feature_names = list(features)
         table.require(feature_names, what="feature column")
+        repeated = sorted({f for f in feature_names if feature_names.count(f) > 1})
+        if repeated:
+            raise DataError(f"{table.name}: --features names {', '.join(repeated)} more than once; "
+                            "expected each column once")
         if label_name in feature_names:
             raise DataError(
                 f"{table.name}: column '{label_name}' is both the label and a feature; "
@@ -141,8 +145,13 @@ def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     A constant column gets scale 1 so it maps to 0 instead of dividing by zero.
     """
-    mean = X.mean(axis=0, dtype=np.float64)
-    var = X.var(axis=0, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = X.mean(axis=0, dtype=np.float64)
+        var = X.var(axis=0, dtype=np.float64)
+    if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+        col = int(np.flatnonzero(~(np.isfinite(mean) & np.isfinite(var)))[0])
+        raise DataError(f"feature column {col}: values too large to standardize (variance overflows "
+                        "float64); expected values below about 1e150")
     # A constant column's computed variance is rounding noise, rarely exactly 0 (a column
     # of 0.1 gives ~1e-34): treat variance within that noise as zero, as StandardScaler does.
     eps = np.finfo(np.float64).eps
@@ -203,6 +212,9 @@ class _Table:
         except UnicodeDecodeError as exc:
             self.close()
             raise self._not_utf8(exc) from exc
+        except csv.Error as exc:
+            self.close()
+            raise DataError(f"{self.name}, line 1: malformed CSV header ({exc})") from exc
         except DataError:
             self.close()
             raise
@@ -258,6 +270,8 @@ class _Table:
             raise DataError(f"{self.name}: is a directory; expected a CSV file") from exc
         except PermissionError as exc:
             raise DataError(f"{self.name}: permission denied") from exc
+        except OSError as exc:
+            raise DataError(f"{self.name}: cannot be read ({exc.strerror or exc})") from exc
 
     def _not_utf8(self, exc: UnicodeDecodeError) -> DataError:
         """Name the first line that does not decode; the exception only knows a buffer offset."""

@@ -17,6 +17,10 @@ class CheckpointError(EdgelrError):
     """A file is not a readable edgelr checkpoint."""
 
 
+class OutputError(EdgelrError):
+    """An output path cannot be written (not a folder, read-only, ...)."""
+
+
 class ModelFileError(EdgelrError):
     """A file is not a usable edgelr ONNX model."""
 

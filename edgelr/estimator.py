@@ -80,7 +80,7 @@ class LogisticRegression:
 
         ``progress(epoch, loss)`` is called after every epoch, e.g. for a progress bar.
         """
-        settings = self._settings()
+        settings = self.settings()
         if self.class_weight not in (None, "balanced"):
             raise ConfigError(f"class_weight '{self.class_weight}' is unknown; expected None or 'balanced'")
         X = check_finite_matrix(X)
@@ -216,7 +216,8 @@ class LogisticRegression:
 
     # -- helpers ---------------------------------------------------------------------
 
-    def _settings(self) -> TrainSettings:
+    def settings(self) -> TrainSettings:
+        """The validated optimizer settings these parameters describe."""
         settings = TrainSettings(
             C=self.C, penalty=self.penalty, optimizer=self.optimizer, lr=self.lr, epochs=self.epochs,
             batch_size=self.batch_size, tol=self.tol, seed=self.seed,

@@ -94,6 +94,8 @@ def export_checkpoint(
     """Export, verify against torch, and write ``out`` only if parity holds."""
     _check_tolerances(atol, rtol)
     _check_opset(opset)
+    if os.path.exists(out) and os.path.samefile(out, checkpoint):
+        raise ConfigError(f"{os.fspath(out)}: is the checkpoint being exported; expected a different -o path")
     state = load_checkpoint(checkpoint)
     rows = read_features(data, state["feature_names"]) if data is not None else None
     notes: list[str] = []

@@ -6,11 +6,12 @@ device without torch or onnx; only a checkpoint summary imports torch.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import zipfile
 
-from edgelr.errors import ModelFileError
+from edgelr.errors import MissingExtraError, ModelFileError
 
 _METRIC_ORDER = ("accuracy", "log_loss", "precision", "recall", "f1", "roc_auc")
 
@@ -18,9 +19,14 @@ _METRIC_ORDER = ("accuracy", "log_loss", "precision", "recall", "f1", "roc_auc")
 def describe(path: str | os.PathLike) -> list[str]:
     """Summary lines for a checkpoint (.pt, a zip archive) or an edgelr ONNX model."""
     name = os.fspath(path)
+    if os.path.isdir(name):
+        raise ModelFileError(f"{name}: is a directory; expected a checkpoint (.pt) or an ONNX model (.onnx)")
     if not os.path.isfile(name):
         raise ModelFileError(f"{name}: no such file; expected a checkpoint (.pt) or an ONNX model (.onnx)")
     if zipfile.is_zipfile(name):
+        if importlib.util.find_spec("torch") is None:
+            raise MissingExtraError(f"{name}: reading a checkpoint needs torch; install the training extra: "
+                                    "pip install 'edgelr[train]'")
         from edgelr.checkpoint import load_checkpoint  # torch, only for checkpoints
 
         return describe_checkpoint(name, load_checkpoint(name))
@@ -48,33 +54,30 @@ def describe_checkpoint(name: str, state: dict) -> list[str]:
 
 
 def describe_onnx(name: str) -> list[str]:
-    import onnxruntime as ort
+    from edgelr.runtime import Predictor  # validates the file and its metadata, torch-free
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(name, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise ModelFileError(f"{name}: neither a checkpoint nor a model onnxruntime can load; expected a .pt "
-                             "from 'edgelr train' or an .onnx from 'edgelr export'") from exc
-    meta = session.get_modelmeta().custom_metadata_map
-    if "edgelr.format" not in meta:
-        raise ModelFileError(f"{name}: an ONNX model but not an edgelr model (no edgelr.format in its metadata)")
-    classes = json.loads(meta["edgelr.classes"])
-    threshold = json.loads(meta["edgelr.threshold"]) if "edgelr.threshold" in meta else None
+    model = Predictor(name)
+    meta = model.metadata
     lines = [
         f"edgelr ONNX model: {name}",
         f"  format      edgelr ONNX {meta['edgelr.format']} (edgelr {meta.get('edgelr.version', '?')})",
-        *_model_lines(json.loads(meta["edgelr.feature_names"]), classes, threshold),
-        *(f"  {'input' if kind == 'in' else 'output':<11} {arg.name} {arg.type} {arg.shape}"
-          for kind, args in (("in", session.get_inputs()), ("out", session.get_outputs())) for arg in args),
+        *_model_lines(model.feature_names, model.classes, model.threshold),
+        *(f"  {kind:<11} {arg.name} {arg.type} {arg.shape}" for kind, arg in model.signature()),
     ]
-    if "edgelr.parity" in meta:
-        p = json.loads(meta["edgelr.parity"])
-        lines.append(f"  parity      max diff {p['max_abs_diff']:.3g} over {p.get('rows_checked', '?')} rows "
-                     f"(atol {p['atol']:g}, rtol {p['rtol']:g}; {p.get('graph', '?')} graph; "
-                     f"torch {p['torch']}, onnxruntime {p['onnxruntime']})")
-    return lines + metrics_table(json.loads(meta.get("edgelr.metrics", "{}")))
+    parity = _json_or_none(meta.get("edgelr.parity"))
+    if isinstance(parity, dict) and {"max_abs_diff", "atol", "rtol"} <= set(parity):
+        lines.append(f"  parity      max diff {parity['max_abs_diff']:.3g} over {parity.get('rows_checked', '?')} "
+                     f"rows (atol {parity['atol']:g}, rtol {parity['rtol']:g}; {parity.get('graph', '?')} graph; "
+                     f"torch {parity.get('torch', '?')}, onnxruntime {parity.get('onnxruntime', '?')})")
+    metrics = _json_or_none(meta.get("edgelr.metrics"))
+    return lines + (metrics_table(metrics) if isinstance(metrics, dict) else [])
+
+
+def _json_or_none(text: str | None):
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return None
 
 
 def metrics_table(metrics: dict) -> list[str]:

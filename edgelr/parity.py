@@ -157,6 +157,8 @@ def _compare(name, X32, reference, session, threshold, report, failures) -> None
         p_ref = reference(torch.from_numpy(X32.astype(np.float64))).numpy()
     label, p_ort = session.run(["label", "probabilities"], {"features": X32})
     diff = np.abs(p_ort.astype(np.float64) - p_ref)
+    # NaN on either side compares False everywhere: count it as an infinite difference.
+    diff[~np.isfinite(diff)] = np.inf
     set_max = float(diff.max())
     report.rows_checked += X32.shape[0]
     report.per_set[name] = max(report.per_set.get(name, 0.0), set_max)
@@ -166,7 +168,7 @@ def _compare(name, X32, reference, session, threshold, report, failures) -> None
     report.worst.append({"set": name, "row": row, "class": col, "torch": float(p_ref[row, col]),
                          "onnxruntime": float(p_ort[row, col]), "diff": set_max})
 
-    bad = diff > report.atol + report.rtol * np.abs(p_ref)
+    bad = ~(diff <= report.atol + report.rtol * np.abs(np.nan_to_num(p_ref)))
     if bad.any():
         r = int(np.argwhere(bad)[0][0])
         failures.append(f"{name}: {int(bad.any(axis=1).sum())} row(s) out of tolerance, first row {r}")

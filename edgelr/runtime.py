@@ -52,9 +52,14 @@ class Predictor:
             raise PredictorError(f"{self.path}: an ONNX model but not an edgelr model "
                                  f"(no edgelr.format '{METADATA_FORMAT}' in its metadata)")
         self.metadata: dict[str, str] = dict(meta)
-        self.feature_names: list[str] = json.loads(meta["edgelr.feature_names"])
-        self.classes: list = json.loads(meta["edgelr.classes"])
-        self.threshold: float | None = json.loads(meta["edgelr.threshold"]) if "edgelr.threshold" in meta else None
+        try:
+            self.feature_names: list[str] = json.loads(meta["edgelr.feature_names"])
+            self.classes: list = json.loads(meta["edgelr.classes"])
+            self.threshold: float | None = (json.loads(meta["edgelr.threshold"])
+                                            if "edgelr.threshold" in meta else None)
+        except (KeyError, ValueError) as exc:
+            raise PredictorError(f"{self.path}: damaged edgelr metadata ({type(exc).__name__}: {exc}); "
+                                 "expected the file as 'edgelr export' wrote it") from exc
         self._class_array = np.asarray(self.classes)
         self._index = {name: i for i, name in enumerate(self.feature_names)}
 
@@ -123,11 +128,18 @@ class Predictor:
             raise PredictorError(f"{where}: {'; '.join(parts)}; expected the features "
                                  f"{', '.join(self.feature_names)}")
 
+    def signature(self) -> list[tuple[str, object]]:
+        """[("input" | "output", onnxruntime NodeArg with .name, .type, .shape), ...]."""
+        return ([("input", a) for a in self._session.get_inputs()]
+                + [("output", a) for a in self._session.get_outputs()])
+
     def __repr__(self) -> str:
         return f"Predictor({self.path!r}, features={len(self.feature_names)}, classes={self.classes!r})"
 
 
 def _open_session(path: str, threads: int | None) -> ort.InferenceSession:
+    if os.path.isdir(path):
+        raise PredictorError(f"{path}: is a directory; expected an .onnx file written by 'edgelr export'")
     if not os.path.isfile(path):
         raise PredictorError(f"{path}: no such model file; expected an .onnx written by 'edgelr export'")
     options = ort.SessionOptions()

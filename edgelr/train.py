@@ -8,6 +8,7 @@ intercept is never penalized.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,13 +44,17 @@ class TrainSettings:
     tol: float = 1e-6  # L-BFGS stops when max |gradient| falls below this
     seed: int = 0  # mini-batch shuffling
 
+    @property
+    def resolved_epochs(self) -> int:
+        return self.epochs if self.epochs is not None else DEFAULT_EPOCHS[self.optimizer]
+
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer '{self.optimizer}' is unknown; expected one of {', '.join(OPTIMIZERS)}")
         if self.penalty not in PENALTIES:
             raise ConfigError(f"penalty '{self.penalty}' is unknown; expected one of {', '.join(PENALTIES)}")
-        if not self.C > 0:
-            raise ConfigError(f"C must be > 0, got {self.C}")
+        if not 0 < self.C < math.inf:
+            raise ConfigError(f"C must be a finite number > 0, got {self.C}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.epochs is not None and self.epochs < 0:
@@ -126,13 +131,21 @@ def fit(objective: Objective, settings: TrainSettings, progress: ProgressFn | No
     """Minimize ``objective`` in place; return the history [{"epoch", "loss"}, ...].
 
     ``loss`` at epoch E is the full objective after E updates; epoch 0 is the start.
+    A loss or parameter that stops being finite is an error, never a saved model.
     """
     lr = settings.lr if settings.lr is not None else DEFAULT_LR[settings.optimizer]
-    epochs = settings.epochs if settings.epochs is not None else DEFAULT_EPOCHS[settings.optimizer]
     params = list(objective.model.linear.parameters())
     if settings.optimizer == "lbfgs":
-        return _fit_lbfgs(objective, params, lr, epochs, settings.tol, progress)
-    return _fit_first_order(objective, params, settings, lr, epochs, progress)
+        history = _fit_lbfgs(objective, params, lr, settings.resolved_epochs, settings.tol, progress)
+    else:
+        history = _fit_first_order(objective, params, settings, lr, settings.resolved_epochs, progress)
+    bad = next((h for h in history if not math.isfinite(h["loss"])), None)
+    if bad is not None or not all(torch.isfinite(p).all() for p in params):
+        epoch = bad["epoch"] if bad else history[-1]["epoch"]
+        raise ConfigError(f"training diverged: the loss is not finite at epoch {epoch} "
+                          f"(optimizer {settings.optimizer}, lr {lr}, C {settings.C}); expected a smaller "
+                          "--lr, a larger --C, or features of moderate size")
+    return history
 
 
 def _fit_lbfgs(objective, params, lr, epochs, tol, progress) -> list[dict]:

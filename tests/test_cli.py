@@ -204,16 +204,14 @@ def test_human_summary_and_info(tmp_path, binary_onnx):
 
 def test_missing_training_extra_is_one_line(monkeypatch, tmp_path):
     """Without torch installed, train/export/verify point to edgelr[train] instead of crashing."""
-    import builtins
+    import importlib.util
 
-    real_import = builtins.__import__
+    real_find_spec = importlib.util.find_spec
 
     def no_torch(name, *args, **kwargs):
-        if name.split(".")[0] in {"torch", "onnx", "onnxscript"}:
-            raise ImportError(f"No module named '{name}'")
-        return real_import(name, *args, **kwargs)
+        return None if name.split(".")[0] in {"torch", "onnx", "onnxscript"} else real_find_spec(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_torch)
+    monkeypatch.setattr(importlib.util, "find_spec", no_torch)
     for command in (["train"], ["export"], ["verify", "a.pt", "b.onnx"]):
         assert_error(run(*command), "pip install 'edgelr[train]'")
 
@@ -242,3 +240,27 @@ def test_python_dash_m_edgelr():
     assert proc.returncode == 0
     for command in ("train", "export", "verify", "info"):
         assert command in proc.stdout
+
+
+def test_diverging_training_is_an_error_not_a_nan_checkpoint(tmp_path):
+    result = run("train", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "50", "-o", str(tmp_path / "m.pt"))
+    assert_error(result, "training diverged", "smaller --lr")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_export_refuses_to_overwrite_its_checkpoint(tmp_path, binary_checkpoint):
+    copy = tmp_path / "m.pt"
+    copy.write_bytes(binary_checkpoint.read_bytes())
+    assert_error(run("export", str(copy), "-o", str(copy)), "is the checkpoint being exported")
+    assert copy.read_bytes() == binary_checkpoint.read_bytes()
+
+
+def test_repeated_feature_and_unwritable_output(tmp_path):
+    path = write_csv(tmp_path / "d.csv", GOOD_HEADER, GOOD_ROWS)
+    assert_error(run("train", str(path), "--features", "a,a"), "names a more than once")
+    assert_error(run("train", str(path), "-o", str(path / "m.pt")), "cannot write there")
+
+
+def test_directory_given_as_model(tmp_path):
+    assert_error(run("export", str(tmp_path)), "is a directory")
+    assert_error(run("info", str(tmp_path)), "is a directory")

@@ -145,7 +145,8 @@ def test_save_and_load_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs,match", [
-    ({"C": 0}, "C must be > 0"),
+    ({"C": 0}, "C must be a finite number > 0"),
+    ({"C": float("inf")}, "C must be a finite number > 0"),
     ({"optimizer": "newton"}, "optimizer 'newton' is unknown"),
     ({"penalty": "l1"}, "penalty 'l1' is unknown"),
     ({"batch_size": 8}, "lbfgs is a full-batch method"),
