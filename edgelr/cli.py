@@ -83,7 +83,7 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
         standardize=standardize, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
         seed=seed, device=device,
     )
-    with _progress_bar(enabled=not as_json, total=estimator.settings().resolved_epochs) as progress:
+    with _ProgressBar(enabled=not as_json, total=estimator.settings().resolved_epochs) as progress:
         result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress)
     if as_json:
         click.echo(json.dumps({"checkpoint": result.checkpoint, "history": result.history,
@@ -228,7 +228,7 @@ def _require_training_extra(command: str, modules: tuple[str, ...] = ("torch", "
         )
 
 
-class _progress_bar:
+class _ProgressBar:
     """A progress bar on stderr when it is a terminal; a no-op callback otherwise."""
 
     def __init__(self, *, enabled: bool, total: int):

@@ -250,16 +250,26 @@ class _Table:
 
     def read(self, feature_names: list[str], label_name: str | None) -> tuple[np.ndarray, list[str]]:
         """Return (X float64, label cells); label cells are empty when no label is asked for."""
+        blocks, labels = [], []
+        for X, cells in self.blocks(feature_names, label_name):
+            blocks.append(X)
+            labels.extend(cells)
+        return np.concatenate(blocks), labels
+
+    def blocks(self, feature_names: Sequence[str], label_name: str | None = None):
+        """Yield (X block float64, label cells) per chunk of rows; the table is read once.
+
+        A table is single-use: its one file handle is consumed and closed by this pass.
+        """
         cols = [self.header.index(n) for n in feature_names]
         label_col = self.header.index(label_name) if label_name is not None else None
-        blocks, labels = [], []
+        empty = True
         for chunk, chunk_lines in self._chunks():
-            blocks.append(self._to_floats(chunk, chunk_lines, cols))
-            if label_col is not None:
-                labels.extend(self._label_cells(chunk, chunk_lines, label_col))
-        if not blocks:
+            empty = False
+            cells = self._label_cells(chunk, chunk_lines, label_col) if label_col is not None else []
+            yield self._to_floats(chunk, chunk_lines, cols), cells
+        if empty:
             raise DataError(f"{self.name}: the header has no data rows below it; expected at least one row")
-        return np.concatenate(blocks), labels
 
     def _open(self):
         try:
@@ -395,13 +405,8 @@ def iter_feature_blocks(path: str | os.PathLike, feature_names: Sequence[str]) -
     """
     with _Table(path) as table:
         table.require(feature_names, what="feature column")
-        cols = [table.header.index(n) for n in feature_names]
-        empty = True
-        for chunk, lines in table._chunks():
-            empty = False
-            yield table._to_floats(chunk, lines, cols)
-    if empty:
-        raise DataError(f"{table.name}: the header has no data rows below it; expected at least one row")
+        for X, _ in table.blocks(feature_names):
+            yield X
 
 
 def read_label_cells(path: str | os.PathLike, feature_names: Sequence[str], label: str) -> tuple[np.ndarray, list]:

@@ -32,6 +32,7 @@ from edgelr.errors import ConfigError, ModelFileError, ParityError
 from edgelr.fileio import atomic_path
 from edgelr.model import probabilities
 from edgelr.parity import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport, check_parity, session_for
+from edgelr.runtime import Predictor
 
 GRAPHS = ("folded", "standardized", "float64")
 MIN_OPSET = 18  # the dynamo exporter's lowest opset
@@ -160,24 +161,6 @@ def add_metadata(model: onnx.ModelProto, state: dict, extra: dict) -> None:
         entry.key, entry.value = key, value
 
 
-def read_model_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """metadata_props of an ONNX file; refuses non-edgelr files and external data."""
-    name = os.fspath(path)
-    try:
-        model = onnx.load(name, load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends for damaged files
-        raise ModelFileError(f"{name}: not a readable ONNX file ({type(exc).__name__}); expected a model "
-                             "written by 'edgelr export'") from exc
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        raise ModelFileError(f"{name}: keeps its weights in external data files; expected one self-contained "
-                             "file as 'edgelr export' writes")
-    meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get("edgelr.format") != METADATA_FORMAT:
-        raise ModelFileError(f"{name}: an ONNX model but not an edgelr model (no edgelr.format "
-                             f"'{METADATA_FORMAT}' in its metadata)")
-    return meta
-
-
 def _quietly(fn: Callable):
     """Run the exporter without its console chatter (progress prints, warnings, logs)."""
     logger = logging.getLogger("torch.onnx")
@@ -217,12 +200,13 @@ def verify_model(
     """The export's parity check on an existing ONNX file (``edgelr verify``)."""
     _check_tolerances(atol, rtol)
     state = load_checkpoint(checkpoint)
-    meta = read_model_metadata(model_path)
-    for key in ("feature_names", "classes"):
-        if json.loads(meta.get(f"edgelr.{key}", "null")) != state[key]:
+    # The edge Predictor's own checks: an edgelr model, self-contained, readable metadata.
+    model = Predictor(model_path)
+    for key, found in (("feature_names", model.feature_names), ("classes", model.classes)):
+        if found != state[key]:
             raise ModelFileError(
-                f"{os.fspath(model_path)}: {key} {meta.get(f'edgelr.{key}')} differ from the checkpoint's "
+                f"{model.path}: {key} {json.dumps(found)} differ from the checkpoint's "
                 f"{json.dumps(state[key])}; expected the model exported from {os.fspath(checkpoint)}"
             )
     rows = read_features(data, state["feature_names"]) if data is not None else None
-    return check_parity(state, session_for(os.fspath(model_path)), data=rows, atol=atol, rtol=rtol)
+    return check_parity(state, model.session, data=rows, atol=atol, rtol=rtol)

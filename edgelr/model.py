@@ -40,7 +40,6 @@ class LogisticModel(nn.Module):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
-        self.n_classes = n_classes
         self.linear = nn.Linear(n_features, n_outputs(n_classes), dtype=dtype)
         # Parameters start at zero (spec section 3): every run from the same data agrees.
         nn.init.zeros_(self.linear.weight)

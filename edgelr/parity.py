@@ -172,12 +172,13 @@ def _compare(name, X32, reference, session, threshold, report, failures) -> None
     if bad.any():
         r = int(np.argwhere(bad)[0][0])
         failures.append(f"{name}: {int(bad.any(axis=1).sum())} row(s) out of tolerance, first row {r}")
-    mismatched = (label != _reference_labels(p_ref, threshold)) & ~_ambiguous(p_ref, threshold, report.atol)
+    expected_label = _reference_labels(p_ref, threshold)
+    mismatched = (label != expected_label) & ~_ambiguous(p_ref, threshold, report.atol)
     if mismatched.any():
         report.label_mismatches += int(mismatched.sum())
         r = int(np.flatnonzero(mismatched)[0])
         failures.append(f"{name}: {int(mismatched.sum())} label(s) differ, first row {r} "
-                        f"(onnxruntime {int(label[r])}, torch {int(_reference_labels(p_ref, threshold)[r])})")
+                        f"(onnxruntime {int(label[r])}, torch {int(expected_label[r])})")
 
 
 def _reference_labels(p: np.ndarray, threshold: float) -> np.ndarray:

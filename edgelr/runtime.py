@@ -128,6 +128,11 @@ class Predictor:
             raise PredictorError(f"{where}: {'; '.join(parts)}; expected the features "
                                  f"{', '.join(self.feature_names)}")
 
+    @property
+    def session(self) -> ort.InferenceSession:
+        """The underlying onnxruntime session (shared; safe for concurrent run calls)."""
+        return self._session
+
     def signature(self) -> list[tuple[str, object]]:
         """[("input" | "output", onnxruntime NodeArg with .name, .type, .shape), ...]."""
         return ([("input", a) for a in self._session.get_inputs()]
