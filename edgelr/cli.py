@@ -109,7 +109,10 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
 @click.option("--opset", type=int, help="ONNX opset (default: the exporter's).")
 @click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance on probabilities.")
 @click.option("--rtol", type=float, default=1e-4, show_default=True, help="Relative tolerance on probabilities.")
-def export(checkpoint, out, data, opset, atol, rtol) -> None:
+@click.option("--ort", "ort_format", is_flag=True,
+              help="Also write the ORT-format model (.ort) and its required-operators config, "
+                   "for onnxruntime's mobile and minimal builds.")
+def export(checkpoint, out, data, opset, atol, rtol, ort_format) -> None:
     """Export CHECKPOINT to ONNX and prove onnxruntime matches torch.
 
     Writes nothing unless the parity check passes.
@@ -120,12 +123,15 @@ def export(checkpoint, out, data, opset, atol, rtol) -> None:
     from edgelr.export import export_checkpoint
 
     out = out or checkpoint.with_suffix(".onnx")
-    result = export_checkpoint(checkpoint, out, data=data, opset=opset, atol=atol, rtol=rtol)
+    result = export_checkpoint(checkpoint, out, data=data, opset=opset, atol=atol, rtol=rtol, ort_format=ort_format)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     for line in result.report.lines():
         click.echo(line)
     click.echo(f"exported {result.path} ({result.graph} graph)")
+    if result.ort_report is not None:
+        click.echo(result.ort_report.lines()[0].replace("parity:", "ORT parity:", 1))
+        click.echo(f"exported {' and '.join(result.ort_paths)}")
 
 
 @main.command()

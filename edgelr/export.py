@@ -16,12 +16,15 @@ import io
 import json
 import logging
 import os
+import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import torch
 from torch import nn
 
@@ -37,6 +40,8 @@ from edgelr.runtime import Predictor
 GRAPHS = ("folded", "standardized", "float64")
 MIN_OPSET = 18  # the dynamo exporter's lowest opset
 METADATA_FORMAT = "1"
+# Named as onnxruntime's convert_onnx_models_to_ort names them, so its docs apply as written.
+ORT_CONFIG_SUFFIX = ".required_operators_and_types.config"
 
 
 class ExportGraph(nn.Module):
@@ -76,11 +81,21 @@ class ExportGraph(nn.Module):
 
 
 @dataclass
+class OrtFiles:
+    """The ORT-format model and the config a reduced onnxruntime build is made from."""
+
+    model: bytes
+    config: str  # onnxruntime's required-operators-and-types format
+
+
+@dataclass
 class ExportResult:
     path: str
     graph: str
     report: ParityReport
     notes: list[str]
+    ort_paths: list[str] = field(default_factory=list)  # with --ort: the .ort model and its config
+    ort_report: ParityReport | None = None
 
 
 def export_checkpoint(
@@ -91,12 +106,21 @@ def export_checkpoint(
     opset: int | None = None,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
+    ort_format: bool = False,
 ) -> ExportResult:
-    """Export, verify against torch, and write ``out`` only if parity holds."""
+    """Export, verify against torch, and write ``out`` only if parity holds.
+
+    With ``ort_format``, also write ``out`` with suffix ``.ort`` (onnxruntime's format
+    for its mobile and minimal builds) and its required-operators config; the ORT
+    model passes the same parity check, and nothing is written unless both pass.
+    """
     _check_tolerances(atol, rtol)
     _check_opset(opset)
     if os.path.exists(out) and os.path.samefile(out, checkpoint):
         raise ConfigError(f"{os.fspath(out)}: is the checkpoint being exported; expected a different -o path")
+    if ort_format and Path(out).suffix.lower() == ".ort":
+        raise ConfigError(f"{os.fspath(out)}: -o names the ONNX file, and --ort writes the .ort beside it; "
+                          "expected an -o path ending in .onnx")
     state = load_checkpoint(checkpoint)
     rows = read_features(data, state["feature_names"]) if data is not None else None
     notes: list[str] = []
@@ -111,11 +135,57 @@ def export_checkpoint(
             continue
         add_metadata(model, state, {"edgelr.parity": report.to_metadata(variant)})
         onnx.checker.check_model(model, full_check=True)
+        result = ExportResult(os.fspath(out), variant, report, notes)
+        ort_files = None
+        if ort_format:
+            ort_files = to_ort(model.SerializeToString(), Path(out).with_suffix(".ort").name)
+            result.ort_report = check_parity(state, session_for(ort_files.model), data=rows, atol=atol, rtol=rtol)
         with atomic_path(out) as tmp:
             onnx.save_model(model, os.fspath(tmp))
-        return ExportResult(os.fspath(out), variant, report, notes)
+        if ort_files is not None:
+            result.ort_paths = _write_ort(ort_files, Path(out))
+        return result
     assert failure is not None
     raise failure
+
+
+def to_ort(onnx_model: bytes, name: str) -> OrtFiles:
+    """Convert to the ORT format as onnxruntime's convert_onnx_models_to_ort does by default.
+
+    "Fixed" optimization style at the "all" level minus the NCHWc layout transformer, which
+    would tie the file to x86 CPUs: the result runs on ARM devices too.
+    """
+    from onnxruntime.tools.ort_format_model import create_config_from_models
+
+    with tempfile.TemporaryDirectory(prefix="edgelr-ort-") as folder:
+        ort_path = Path(folder) / name
+        options = ort.SessionOptions()
+        options.optimized_model_filepath = os.fspath(ort_path)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.add_session_config_entry("session.save_model_format", "ORT")
+        options.log_severity_level = 3
+        ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"],
+                             disabled_optimizers=["NchwcTransformer"])
+        config_path = ort_path.with_suffix(ORT_CONFIG_SUFFIX)
+        tools_logger = logging.getLogger("ort_format_model.utils")  # logs "Created config" at INFO
+        level = tools_logger.level
+        tools_logger.setLevel(logging.WARNING)
+        try:
+            create_config_from_models([ort_path], config_path, enable_type_reduction=True)
+        finally:
+            tools_logger.setLevel(level)
+        # The config names the model it came from: the final name, not the temporary folder.
+        config = config_path.read_text().replace(os.fspath(ort_path), name)
+        return OrtFiles(ort_path.read_bytes(), config)
+
+
+def _write_ort(files: OrtFiles, onnx_path: Path) -> list[str]:
+    ort_path, config_path = onnx_path.with_suffix(".ort"), onnx_path.with_suffix(ORT_CONFIG_SUFFIX)
+    with atomic_path(ort_path) as tmp:
+        tmp.write_bytes(files.model)
+    with atomic_path(config_path) as tmp:
+        tmp.write_text(files.config)
+    return [os.fspath(ort_path), os.fspath(config_path)]
 
 
 def to_onnx(state: dict, variant: str, opset: int | None = None) -> onnx.ModelProto:

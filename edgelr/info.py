@@ -59,7 +59,7 @@ def describe_onnx(name: str) -> list[str]:
     model = Predictor(name)
     meta = model.metadata
     lines = [
-        f"edgelr ONNX model: {name}",
+        f"edgelr {'ORT-format' if name.lower().endswith('.ort') else 'ONNX'} model: {name}",
         f"  format      edgelr ONNX {meta['edgelr.format']} (edgelr {meta.get('edgelr.version', '?')})",
         *_model_lines(model.feature_names, model.classes, model.threshold),
         *(f"  {kind:<11} {arg.name} {arg.type} {arg.shape}" for kind, arg in model.signature()),

@@ -144,9 +144,9 @@ class Predictor:
 
 def _open_session(path: str, threads: int | None) -> ort.InferenceSession:
     if os.path.isdir(path):
-        raise PredictorError(f"{path}: is a directory; expected an .onnx file written by 'edgelr export'")
+        raise PredictorError(f"{path}: is a directory; expected an .onnx or .ort file written by 'edgelr export'")
     if not os.path.isfile(path):
-        raise PredictorError(f"{path}: no such model file; expected an .onnx written by 'edgelr export'")
+        raise PredictorError(f"{path}: no such model file; expected an .onnx or .ort file written by 'edgelr export'")
     options = ort.SessionOptions()
     options.log_severity_level = 4  # failures surface as PredictorError, not as log lines
     if threads is not None:
@@ -165,7 +165,8 @@ def _open_session(path: str, threads: int | None) -> ort.InferenceSession:
             raise PredictorError(f"{path}: keeps its weights in external data files; expected one "
                                  "self-contained file as 'edgelr export' writes") from exc
         reason = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise PredictorError(f"{path}: onnxruntime cannot load it, truncated or not an ONNX model ({reason})") from exc
+        raise PredictorError(f"{path}: onnxruntime cannot load it, truncated or not an ONNX/ORT model "
+                             f"({reason})") from exc
 
 
 def _is_dataframe(X) -> bool:

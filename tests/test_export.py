@@ -218,3 +218,43 @@ def _onnx_of(checkpoint):
     if not out.exists():
         export_checkpoint(checkpoint, out)
     return out
+
+
+@pytest.mark.parametrize("which", ["binary", "multiclass"])
+def test_ort_format_matches_torch_and_lists_its_operators(request, tmp_path, which):
+    """--ort: the .ort model gives the checkpoint's probabilities; its config names the graph's ops."""
+    checkpoint = request.getfixturevalue(f"{which}_checkpoint")
+    out = tmp_path / "m.onnx"
+    result = CliRunner().invoke(main, ["export", str(checkpoint), "-o", str(out), "--ort"])
+    assert result.exit_code == 0, result.output
+    assert "ORT parity: max |p_onnxruntime - p_torch|" in result.output
+    ort_file, config = tmp_path / "m.ort", tmp_path / "m.required_operators_and_types.config"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.onnx", ort_file.name, config.name])
+    assert ort_file.read_bytes()[4:8] == b"ORTM"  # the flatbuffer identifier of the ORT format
+
+    from edgelr.runtime import Predictor
+
+    state = load_checkpoint(checkpoint)
+    predictor = Predictor(ort_file)
+    assert predictor.feature_names == state["feature_names"] and predictor.classes == state["classes"]
+    X = np.random.default_rng(3).normal(size=(50, 5)) * 10
+    with torch.no_grad():
+        expected = build_model(state)(torch.from_numpy(X.astype(np.float32)).double()).numpy()
+    np.testing.assert_allclose(predictor.predict_proba(X), expected, atol=1e-5)
+
+    # Lines "domain;opset;Op{types},Op{types}" as onnxruntime's minimal build reads them.
+    ops = {entry.split("{")[0] for line in config.read_text().splitlines() if not line.startswith("#")
+           for entry in line.split(";")[2].split("},")}
+    assert ("Sigmoid" if which == "binary" else "Softmax") in ops
+    assert "# - m.ort" in config.read_text()  # names the model, not a temporary folder
+
+
+def test_ort_refuses_an_ort_output_name_and_writes_nothing_on_failure(tmp_path, binary_checkpoint, monkeypatch):
+    runner = CliRunner()
+    bad = runner.invoke(main, ["export", str(binary_checkpoint), "-o", str(tmp_path / "m.ort"), "--ort"])
+    assert bad.exit_code == 1 and "expected an -o path ending in .onnx" in bad.output
+    original = ExportGraph.forward
+    monkeypatch.setattr(ExportGraph, "forward", lambda self, x: (original(self, x)[0], original(self, x)[1] * 0.9))
+    failed = runner.invoke(main, ["export", str(binary_checkpoint), "-o", str(tmp_path / "m.onnx"), "--ort"])
+    assert failed.exit_code == 1 and "Error: onnxruntime and torch disagree" in failed.output
+    assert list(tmp_path.iterdir()) == []

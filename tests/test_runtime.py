@@ -113,7 +113,7 @@ def test_refuses_foreign_truncated_and_external_models(tmp_path, binary_onnx):
 
     data = binary_onnx.read_bytes()
     (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
-    with pytest.raises(PredictorError, match="truncated or not an ONNX model"):
+    with pytest.raises(PredictorError, match="truncated or not an ONNX/ORT model"):
         Predictor(tmp_path / "cut.onnx")
 
     model = onnx.load(str(binary_onnx))
