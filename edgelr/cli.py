@@ -63,8 +63,10 @@ def main() -> None:
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CHECKPOINT,
               show_default=True, help="Checkpoint to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout and nothing else.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write plots and model_card.md (on the validation rows) into this folder.")
 def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, class_weight, standardize,
-          val_fraction, seed, device, out, as_json) -> None:
+          val_fraction, seed, device, out, as_json, report_dir) -> None:
     """Train a logistic-regression classifier on DATA (CSV with a header row).
 
     Without DATA, trains on the built-in six-student dataset of the tutorial.
@@ -72,6 +74,8 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
     Example: edgelr train data.csv --label passed -o models/model.pt
     """
     _require_training_extra("train", ("torch",))
+    if report_dir is not None:
+        _require_report_extra("train --report")  # before training, not after minutes of it
     from edgelr.data import read_csv, students
     from edgelr.estimator import LogisticRegression
     from edgelr.workflow import train_checkpoint
@@ -85,6 +89,10 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
     )
     with _ProgressBar(enabled=not as_json, total=estimator.settings().resolved_epochs) as progress:
         result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress)
+    if report_dir is not None:
+        from edgelr.workflow import report_training
+
+        _echo_report(report_training(dataset, result, report_dir))
     if as_json:
         click.echo(json.dumps({"checkpoint": result.checkpoint, "history": result.history,
                                "metrics": result.metrics}, allow_nan=False))
@@ -218,6 +226,31 @@ def info(path) -> None:
         click.echo(line)
 
 
+@main.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the PNG plots and model_card.md.")
+@click.option("--label", help="Column holding the true class (default: the checkpoint's label column).")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path),
+              help="Exported ONNX model whose parity figures go in the card "
+                   "(default: CHECKPOINT's name with .onnx, when it exists).")
+def report(checkpoint, data, out_dir, label, model) -> None:
+    """Plots and a model card of CHECKPOINT scored on labelled DATA.csv.
+
+    Loss curve, confusion matrix, ROC and precision-recall curves (and a calibration
+    plot for binary models) as PNG files, and model_card.md showing them with the
+    data summary, settings, metrics and export parity.
+
+    Example: edgelr report models/model.pt test.csv -o reports/
+    """
+    _require_report_extra("report")
+    _require_training_extra("report", ("torch",))
+    from edgelr.workflow import report_checkpoint
+
+    _echo_report(report_checkpoint(checkpoint, data, out_dir, label=label, model=model))
+
+
 def _is_user_error(exc: Exception) -> bool:
     """EdgelrError, or the standalone runtime's PredictorError (which cannot subclass it)."""
     runtime = sys.modules.get("edgelr.runtime")  # only loaded by commands that score
@@ -232,6 +265,20 @@ def _require_training_extra(command: str, modules: tuple[str, ...] = ("torch", "
             f"'edgelr {command}' needs {', '.join(missing)}, which this install lacks; "
             "install the training extra: pip install 'edgelr[train]'"
         )
+
+
+def _require_report_extra(command: str) -> None:
+    """Fail with one line, before any work, on an install without edgelr[report]."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise MissingExtraError(f"'edgelr {command}' needs matplotlib, which this install lacks; "
+                                "install the report extra: pip install 'edgelr[report]'")
+
+
+def _echo_report(report) -> None:
+    """Notes and the written files on stderr: stdout stays free for --json."""
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"report: {report.card} ({len(report.files) - 1} plots in {report.folder})", err=True)
 
 
 class _ProgressBar:

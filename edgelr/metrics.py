@@ -76,3 +76,89 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     ranks = np.empty(values.size, dtype=np.float64)
     ranks[order] = np.repeat(avg, ends - starts)
     return ranks
+
+
+# -- curves (the report's plots) ---------------------------------------------------------
+
+
+def confusion_matrix(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts of shape (n_classes, n_classes): row = true class, column = predicted class."""
+    y = np.asarray(y, dtype=np.int64)
+    pred = np.asarray(pred, dtype=np.int64)
+    return np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def _binary_clf_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(false positives, true positives, thresholds) at each distinct score, highest first.
+
+    A row counts as predicted positive at threshold t when score >= t; tied scores move
+    together, so each distinct score is one point of the curve.
+    """
+    y = np.asarray(y) == 1
+    score = np.asarray(score, dtype=np.float64)
+    order = np.argsort(score, kind="mergesort")[::-1]
+    score, y = score[order], y[order]
+    last_of_run = np.r_[np.flatnonzero(np.diff(score)), score.size - 1]
+    tps = np.cumsum(y)[last_of_run].astype(np.float64)
+    fps = (last_of_run + 1) - tps
+    return fps, tps, score[last_of_run]
+
+
+def roc_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds) of a binary problem, every distinct score a point.
+
+    y : ndarray of shape (n_rows,), 1 for the positive class, 0 otherwise
+    score : ndarray of shape (n_rows,), higher means more positive
+    The curve starts at (0, 0) with threshold +inf, as scikit-learn's
+    ``roc_curve(..., drop_intermediate=False)``. A rate is NaN when its class is absent.
+    """
+    fps, tps, thresholds = _binary_clf_curve(y, score)
+    fps, tps = np.r_[0.0, fps], np.r_[0.0, tps]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return fps / fps[-1], tps / tps[-1], np.r_[np.inf, thresholds]
+
+
+def precision_recall_curve(y: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(precision, recall, thresholds) with recall decreasing, as scikit-learn's.
+
+    The last point is (precision 1, recall 0) and has no threshold, so ``thresholds``
+    is one shorter than the other two.
+    """
+    fps, tps, thresholds = _binary_clf_curve(y, score)
+    predicted = tps + fps
+    precision = np.divide(tps, predicted, out=np.zeros_like(tps), where=predicted != 0)
+    recall = tps / tps[-1] if tps[-1] else np.ones_like(tps)
+    return np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0], thresholds[::-1]
+
+
+def average_precision(y: np.ndarray, score: np.ndarray) -> float | None:
+    """Area under the step-wise precision-recall curve: sum of (R_n - R_{n-1}) * P_n.
+
+    None when there is no positive row (as roc_auc: undefined there).
+    """
+    if not np.any(np.asarray(y) == 1):
+        return None
+    precision, recall, _ = precision_recall_curve(y, score)
+    return float(-np.sum(np.diff(recall) * precision[:-1]))
+
+
+def calibration_bins(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[str, np.ndarray]:
+    """Reliability of binary probabilities in ``n_bins`` equal-width bins of [0, 1].
+
+    y : ndarray of shape (n_rows,), 1 for the positive class
+    p : ndarray of shape (n_rows,), predicted probability of the positive class
+    Returns arrays of shape (n_bins,): ``edges`` (n_bins + 1), ``count``, and per bin the
+    ``mean_predicted`` probability and ``fraction_positive`` (NaN in empty bins). The
+    non-empty bins equal scikit-learn's ``calibration_curve(strategy="uniform")``.
+    """
+    y = (np.asarray(y) == 1).astype(np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    # A probability on an inner edge goes to the bin below it, as scikit-learn bins.
+    bin_of = np.searchsorted(edges[1:-1], p)
+    count = np.bincount(bin_of, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_predicted = np.bincount(bin_of, weights=p, minlength=n_bins) / count
+        fraction_positive = np.bincount(bin_of, weights=y, minlength=n_bins) / count
+    return {"edges": edges, "count": count, "mean_predicted": mean_predicted,
+            "fraction_positive": fraction_positive}

@@ -37,11 +37,11 @@ def predict_csv(predictor: Predictor, data: str | os.PathLike, out: TextIO) -> i
 def evaluate_csv(predictor: Predictor, data: str | os.PathLike, label: str) -> dict[str, float]:
     """Metrics of the model on a labelled CSV (spec section 3's metrics)."""
     X, cells = read_label_cells(data, predictor.feature_names, label)
-    y = _class_indices(cells, predictor.classes, where=f"{os.fspath(data)}, column '{label}'")
+    y = class_indices(cells, predictor.classes, where=f"{os.fspath(data)}, column '{label}'")
     return classification_metrics(y, predictor.predict_proba(X))
 
 
-def _class_indices(cells: list[str], classes: list, *, where: str) -> np.ndarray:
+def class_indices(cells: list[str], classes: list, *, where: str) -> np.ndarray:
     """Map label cells to the model's class indices; "1" and "1.0" both match class 1."""
     index = {_key(c): i for i, c in enumerate(classes)}
     y = np.empty(len(cells), dtype=np.int64)

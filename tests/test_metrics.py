@@ -7,8 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
+from sklearn.calibration import calibration_curve
 
-from edgelr.metrics import binary_scores, classification_metrics, log_loss, predicted_labels, roc_auc
+from edgelr.metrics import (
+    average_precision,
+    binary_scores,
+    calibration_bins,
+    classification_metrics,
+    confusion_matrix,
+    log_loss,
+    precision_recall_curve,
+    predicted_labels,
+    roc_auc,
+    roc_curve,
+)
 
 
 def random_problem(n_classes: int, n_rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -121,3 +133,54 @@ def test_no_predicted_positives_gives_precision_zero():
     assert got["f1"] == 0.0
     assert got["accuracy"] == 0.5
     assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba[:, 1]))
+
+
+# -- curves of the report ------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 10)), min_size=2, max_size=80))
+def test_curves_with_heavy_ties_match_sklearn(pairs):
+    """ROC, precision-recall, AP and calibration bins; scores on 0.0, 0.1, ..., 1.0 (bin edges)."""
+    y = np.array([p[0] for p in pairs])
+    score = np.array([p[1] for p in pairs], dtype=np.float64) / 10
+    if y.min() == y.max():
+        assert (average_precision(y, score) is None) == (y.max() == 0)
+        return
+    fpr, tpr, thresholds = roc_curve(y, score)
+    sk_fpr, sk_tpr, sk_thresholds = skm.roc_curve(y, score, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+    np.testing.assert_array_equal(thresholds, sk_thresholds)
+    assert skm.auc(fpr, tpr) == pytest.approx(roc_auc(y, score), abs=1e-12)
+
+    precision, recall, thresholds = precision_recall_curve(y, score)
+    sk_precision, sk_recall, sk_thresholds = skm.precision_recall_curve(y, score)
+    np.testing.assert_allclose(precision, sk_precision)
+    np.testing.assert_allclose(recall, sk_recall)
+    np.testing.assert_array_equal(thresholds, sk_thresholds)
+    assert average_precision(y, score) == pytest.approx(skm.average_precision_score(y, score), abs=1e-12)
+
+    bins = calibration_bins(y, score, n_bins=10)
+    observed, predicted = calibration_curve(y, score, n_bins=10)
+    filled = bins["count"] > 0
+    np.testing.assert_allclose(bins["fraction_positive"][filled], observed)
+    np.testing.assert_allclose(bins["mean_predicted"][filled], predicted)
+    assert bins["count"].sum() == y.size
+    assert np.isnan(bins["mean_predicted"][~filled]).all()
+
+
+def test_roc_curve_by_hand():
+    """Thresholds inf, 0.8, 0.5, 0.3: the tied 0.5 pair moves both rates at once."""
+    fpr, tpr, thresholds = roc_curve(np.array([0, 0, 1, 1]), np.array([0.3, 0.5, 0.5, 0.8]))
+    np.testing.assert_allclose(fpr, [0, 0, 0.5, 1])
+    np.testing.assert_allclose(tpr, [0, 0.5, 1, 1])
+    np.testing.assert_array_equal(thresholds, [np.inf, 0.8, 0.5, 0.3])
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_confusion_matrix_matches_sklearn(n_classes):
+    y, proba = random_problem(n_classes, 200, seed=n_classes)
+    pred = predicted_labels(proba)
+    np.testing.assert_array_equal(confusion_matrix(y, pred, n_classes),
+                                  skm.confusion_matrix(y, pred, labels=range(n_classes)))
