@@ -143,11 +143,16 @@ def encode_labels(values, *, where: str) -> tuple[list, np.ndarray]:
 def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and population std (ddof=0) per column, like scikit-learn's StandardScaler.
 
-    A constant column gets scale 1 so it maps to 0 instead of dividing by zero.
+    Computed in float64 over chunks of rows, so no full-size temporary is made.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean = X.mean(axis=0, dtype=np.float64)
-        var = X.var(axis=0, dtype=np.float64)
+    step = max(1, 2**22 // max(X.shape[1], 1))
+    moments = moments_of_chunks((X[i : i + step] for i in range(0, X.shape[0], step)), X.shape[1])
+    return moments.mean, scale_of(moments)
+
+
+def scale_of(moments: Moments) -> np.ndarray:
+    """Standard deviations from the moments; a constant column gets scale 1 so it maps to 0."""
+    mean, var, n = moments.mean, moments.var, moments.count
     if not (np.isfinite(mean).all() and np.isfinite(var).all()):
         col = int(np.flatnonzero(~(np.isfinite(mean) & np.isfinite(var)))[0])
         raise DataError(f"feature column {col}: values too large to standardize (variance overflows "
@@ -155,11 +160,52 @@ def standardization(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # A constant column's computed variance is rounding noise, rarely exactly 0 (a column
     # of 0.1 gives ~1e-34): treat variance within that noise as zero, as StandardScaler does.
     eps = np.finfo(np.float64).eps
-    n = X.shape[0]
     constant = var <= n * eps * var + (n * mean * eps) ** 2
     scale = np.sqrt(var)
     scale[constant] = 1.0
-    return mean, scale
+    return scale
+
+
+@dataclass
+class Moments:
+    """Per-column count, mean and sum of squared deviations; merged across chunks and ranks."""
+
+    count: float
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @classmethod
+    def of(cls, X: np.ndarray) -> Moments:
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by scale_of
+            mean = X.mean(axis=0, dtype=np.float64)
+            dev = X - mean  # float64: X is float64, or promoted by the float64 mean
+            return cls(float(X.shape[0]), mean, np.einsum("ij,ij->j", dev, dev))
+
+    def merge(self, other: Moments) -> Moments:
+        """Chan et al.'s pairwise update: exact in exact arithmetic, stable in floating point."""
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        n = self.count + other.count
+        with np.errstate(over="ignore", invalid="ignore"):
+            delta = other.mean - self.mean
+            mean = self.mean + delta * (other.count / n)
+            m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / n)
+        return Moments(n, mean, m2)
+
+    @property
+    def var(self) -> np.ndarray:
+        return self.m2 / self.count
+
+
+def moments_of_chunks(chunks: Iterator[np.ndarray], n_features: int) -> Moments:
+    """Moments of row chunks (ndarrays of shape (m, n_features)) merged in order."""
+    total = Moments(0.0, np.zeros(n_features), np.zeros(n_features))
+    for chunk in chunks:
+        if chunk.shape[0]:
+            total = total.merge(Moments.of(chunk))
+    return total
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ from edgelr.data import check_finite_matrix, encode_labels, plain_value, standar
 from edgelr.errors import ConfigError, DataError
 from edgelr.metrics import classification_metrics
 from edgelr.model import LogisticModel
+from edgelr.rows import InMemoryRows, SumFn
 from edgelr.train import Objective, ProgressFn, TrainSettings, balanced_weights, fit, resolve_device
 
 
@@ -80,33 +81,48 @@ class LogisticRegression:
 
         ``progress(epoch, loss)`` is called after every epoch, e.g. for a progress bar.
         """
-        settings = self.settings()
-        if self.class_weight not in (None, "balanced"):
-            raise ConfigError(f"class_weight '{self.class_weight}' is unknown; expected None or 'balanced'")
+        self.settings()  # bad settings fail before any work on the data
         X = check_finite_matrix(X)
         classes, y_idx = encode_labels(y, where="y")
         if y_idx.size != X.shape[0]:
             raise DataError(f"y has {y_idx.size} labels but X has {X.shape[0]} rows; expected one label per row")
         names = self._feature_names(feature_names, X.shape[1])
         device = resolve_device(self.device)
+        mean, scale = self.scaler(standardization(X) if self.standardize else None, X.shape[1])
+        rows = InMemoryRows(X, y_idx, self.sample_weight(y_idx, len(classes)), mean, scale, device)
+        return self.fit_rows(rows, classes=classes, feature_names=names, mean=mean, scale=scale, device=device,
+                             progress=progress)
 
-        if self.standardize:
-            mean, scale = standardization(X)
-        else:
-            mean, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
-        model = LogisticModel(X.shape[1], len(classes)).to(device)
-        objective = Objective(
-            model,
-            torch.as_tensor((X - mean) / scale, dtype=torch.float32, device=device),
-            torch.as_tensor(y_idx, device=device),
-            self._sample_weight(y_idx, len(classes), device),
-            C=self.C,
-            penalty=self.penalty,
-        )
-        history = fit(objective, settings, progress)
+    def fit_rows(
+        self,
+        rows,
+        *,
+        classes: list,
+        feature_names: list[str],
+        mean: np.ndarray,
+        scale: np.ndarray,
+        device: torch.device,
+        n_total: int | None = None,
+        sum_ranks: SumFn | None = None,
+        progress: ProgressFn | None = None,
+        validation=None,
+        n_validation: int | None = None,
+    ) -> LogisticRegression:
+        """Fit on prepared, standardized rows (``edgelr.rows``): in memory, streamed, or one rank's share.
+
+        ``n_total`` and ``sum_ranks`` describe the rows of all ranks under torchrun.
+        ``validation`` (rows, ``n_validation`` over all ranks) adds its mean
+        cross-entropy to every history entry as ``val_loss``.
+        """
+        settings = self.settings()
+        model = LogisticModel(len(feature_names), len(classes)).to(device)
+        objective = Objective(model, rows, C=self.C, penalty=self.penalty, n_total=n_total, sum_ranks=sum_ranks)
+        held_out = None if validation is None else Objective(
+            model, validation, C=self.C, penalty="none", n_total=n_validation, sum_ranks=sum_ranks)
+        history = fit(objective, settings, progress, validation=held_out)
         self._state = {
-            "feature_names": names,
-            "classes": classes,
+            "feature_names": list(feature_names),
+            "classes": list(classes),
             "mean": torch.as_tensor(mean, dtype=torch.float64),
             "scale": torch.as_tensor(scale, dtype=torch.float64),
             "weight": model.linear.weight.detach().cpu().clone(),
@@ -117,6 +133,16 @@ class LogisticRegression:
             "history": history,
         }
         return self
+
+    def scaler(self, stats: tuple[np.ndarray, np.ndarray] | None, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, scale) to standardize with: ``stats`` when ``standardize``, else the identity."""
+        if self.standardize and stats is not None:
+            return stats
+        return np.zeros(n_features), np.ones(n_features)
+
+    def sample_weight(self, y_idx: np.ndarray, n_classes: int) -> np.ndarray | None:
+        """Per-row weights of shape (n_rows,) for ``class_weight``, or None (all rows weigh 1)."""
+        return balanced_weights(y_idx, n_classes) if self.class_weight == "balanced" else None
 
     def get_params(self) -> dict:
         """Constructor arguments, as scikit-learn's get_params (plain values)."""
@@ -223,12 +249,9 @@ class LogisticRegression:
             batch_size=self.batch_size, tol=self.tol, seed=self.seed,
         )
         settings.validate()
+        if self.class_weight not in (None, "balanced"):
+            raise ConfigError(f"class_weight '{self.class_weight}' is unknown; expected None or 'balanced'")
         return settings
-
-    def _sample_weight(self, y_idx: np.ndarray, n_classes: int, device) -> torch.Tensor | None:
-        if self.class_weight != "balanced":
-            return None
-        return torch.as_tensor(balanced_weights(y_idx, n_classes), dtype=torch.float64, device=device)
 
     @staticmethod
     def _feature_names(names: Sequence[str] | None, n_features: int) -> list[str]:

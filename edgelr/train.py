@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from edgelr.errors import ConfigError
 from edgelr.model import LogisticModel
+from edgelr.rows import SumFn
 
 OPTIMIZERS = ("lbfgs", "sgd", "adam")
 PENALTIES = ("l2", "none")
@@ -93,52 +94,94 @@ def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 class Objective:
-    """The training objective on a fixed (standardized) dataset held on one device.
+    """The training objective over a row source (edgelr.rows) on one device.
 
-    X : tensor of shape (n, n_features); y : (n,) int64; sample_weight : (n,) or None.
+    ``n_total`` is the number of training rows over all ranks and ``sum_ranks`` sums a
+    tensor over ranks (torch.distributed); in one process they are ``rows.n`` and the
+    identity, so one process and several compute the same numbers.
     """
 
-    def __init__(self, model: LogisticModel, X, y, sample_weight, *, C: float, penalty: str):
-        self.model = model
-        self.X, self.y, self.sample_weight = X, y, sample_weight
+    def __init__(self, model: LogisticModel, rows, *, C: float, penalty: str, n_total: int | None = None,
+                 sum_ranks: SumFn | None = None):
+        self.model, self.rows = model, rows
+        self.n_total = rows.n if n_total is None else n_total
+        self.sum_ranks = sum_ranks or (lambda t: t)
         self.binary = model.linear.out_features == 1
-        self.y_float = y.double() if self.binary else None
-        self.l2 = 0.0 if penalty == "none" else 1.0 / (C * X.shape[0])
+        self.l2 = 0.0 if penalty == "none" else 1.0 / (C * self.n_total)
 
     def __call__(self, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Objective on all rows, or on a mini-batch ``rows`` (same expected gradient)."""
-        X, y = (self.X, self.y) if rows is None else (self.X[rows], self.y[rows])
-        # The matrix product runs in the data's dtype (float32: the costly part); the
-        # loss and its mean run in float64. A float32 mean resolves the objective only
-        # to ~6e-8, too coarse for L-BFGS to see progress along a flat direction (e.g.
-        # the softmax intercepts), which stalls it short of scikit-learn's optimum.
-        z = self.model.linear(X).double()
-        if self.binary:
-            target = self.y_float if rows is None else self.y_float[rows]
-            losses = F.binary_cross_entropy_with_logits(z[:, 0], target, reduction="none")
-        else:
-            losses = F.cross_entropy(z, y, reduction="none")
-        if self.sample_weight is not None:
-            w = self.sample_weight if rows is None else self.sample_weight[rows]
+        """Autograd objective on in-memory rows: all of them, or the mini-batch ``rows``."""
+        X, y, w = self.rows.X, self.rows.y, self.rows.sample_weight
+        if rows is not None:
+            X, y, w = X[rows], y[rows], None if w is None else w[rows]
+        return self.batch_loss(X, y, w)
+
+    def batch_loss(self, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        """Mean loss of one batch plus the penalty: an unbiased estimate of the objective."""
+        # The matrix product runs in float32 (the costly part); the loss and its mean in
+        # float64. A float32 mean resolves the objective only to ~6e-8, too coarse for
+        # L-BFGS to see progress along a flat direction (e.g. the softmax intercepts).
+        losses = self._losses(self.model.linear(X).double(), y)
+        if w is not None:
             losses = losses * w
-        loss = losses.mean()
-        if self.l2:
-            loss = loss + 0.5 * self.l2 * self.model.linear.weight.double().square().sum()
-        return loss
+        return losses.mean() + self._penalty()
+
+    def loss_and_grad(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Full objective (float64 scalar) and its gradient [dW, db], in one pass over the rows.
+
+        The gradient is written out rather than taken by autograd so that each block is
+        read once for both products while it is still in the CPU cache.
+        """
+        W, b = self.model.linear.weight.detach(), self.model.linear.bias.detach()  # (k, d), (k,)
+        total = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
+        for X, y, w in self.rows.blocks():
+            z = torch.addmm(b, X, W.T).double()  # (m, k) logits
+            losses = self._losses(z, y)
+            G = self._dloss_dz(z, y)  # (m, k)
+            if w is not None:
+                losses, G = losses * w, G * w[:, None]
+            total[0] += losses.sum()
+            total[1 : 1 + W.numel()] += (G.T.float() @ X).double().reshape(-1)
+            total[1 + W.numel() :] += G.sum(dim=0)
+        total = self.sum_ranks(total) / self.n_total
+        loss = total[0] + self._penalty().detach()
+        dW = total[1 : 1 + W.numel()].reshape(W.shape) + self.l2 * W.double()
+        return loss, [dW.to(W.dtype), total[1 + W.numel() :].to(b.dtype)]
+
+    def _losses(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy per row from float64 logits z (m, k): -log p(true class), stably."""
+        if self.binary:
+            return -F.logsigmoid(torch.where(y.bool(), z[:, 0], -z[:, 0]))
+        return -F.log_softmax(z, dim=1).gather(1, y[:, None])[:, 0]
+
+    def _dloss_dz(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """d loss / d z (m, k): p - onehot(y)."""
+        if self.binary:
+            return (torch.sigmoid(z[:, 0]) - y.double())[:, None]
+        G = torch.softmax(z, dim=1)
+        G[torch.arange(G.shape[0], device=G.device), y] -= 1.0
+        return G
+
+    def _penalty(self) -> torch.Tensor:
+        if not self.l2:
+            return torch.zeros((), dtype=torch.float64, device=self.model.linear.weight.device)
+        return 0.5 * self.l2 * self.model.linear.weight.double().square().sum()
 
 
-def fit(objective: Objective, settings: TrainSettings, progress: ProgressFn | None = None) -> list[dict]:
+def fit(objective: Objective, settings: TrainSettings, progress: ProgressFn | None = None,
+        validation: Objective | None = None) -> list[dict]:
     """Minimize ``objective`` in place; return the history [{"epoch", "loss"}, ...].
 
     ``loss`` at epoch E is the full objective after E updates; epoch 0 is the start.
-    A loss or parameter that stops being finite is an error, never a saved model.
+    With ``validation`` (an unpenalized objective on held-out rows), each entry also
+    has ``val_loss``. A loss or parameter that stops being finite is an error.
     """
     lr = settings.lr if settings.lr is not None else DEFAULT_LR[settings.optimizer]
     params = list(objective.model.linear.parameters())
     if settings.optimizer == "lbfgs":
-        history = _fit_lbfgs(objective, params, lr, settings.resolved_epochs, settings.tol, progress)
+        history = _fit_lbfgs(objective, params, lr, settings.resolved_epochs, settings.tol, progress, validation)
     else:
-        history = _fit_first_order(objective, params, settings, lr, settings.resolved_epochs, progress)
+        history = _fit_first_order(objective, params, settings, lr, settings.resolved_epochs, progress, validation)
     bad = next((h for h in history if not math.isfinite(h["loss"])), None)
     if bad is not None or not all(torch.isfinite(p).all() for p in params):
         epoch = bad["epoch"] if bad else history[-1]["epoch"]
@@ -148,7 +191,16 @@ def fit(objective: Objective, settings: TrainSettings, progress: ProgressFn | No
     return history
 
 
-def _fit_lbfgs(objective, params, lr, epochs, tol, progress) -> list[dict]:
+def _entry(epoch: int, loss: float, validation: Objective | None) -> dict:
+    """One history entry; the held-out loss is evaluated at the same parameters."""
+    entry = {"epoch": epoch, "loss": loss}
+    if validation is not None:
+        with torch.no_grad():
+            entry["val_loss"] = validation.loss_and_grad()[0].item()
+    return entry
+
+
+def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list[dict]:
     closure = _CachedClosure(objective, params)
     # max_iter=1: one L-BFGS iteration per step() so each epoch lands in the history;
     # the optimizer keeps its curvature pairs across calls. max_eval must be set too:
@@ -158,14 +210,14 @@ def _fit_lbfgs(objective, params, lr, epochs, tol, progress) -> list[dict]:
         line_search_fn="strong_wolfe", tolerance_grad=tol, tolerance_change=0.0,
     )
     loss = closure().item()
-    history = [{"epoch": 0, "loss": loss}]
+    history = [_entry(0, loss, validation)]
     eps = float(torch.finfo(torch.float64).eps)
     for epoch in range(1, epochs + 1):
         if closure.grad_max() <= tol:
             break
         opt.step(closure)
         prev, loss = loss, closure().item()
-        history.append({"epoch": epoch, "loss": loss})
+        history.append(_entry(epoch, loss, validation))
         if progress:
             progress(epoch, loss)
         # No decrease the float type can represent: further steps only chase rounding.
@@ -174,32 +226,40 @@ def _fit_lbfgs(objective, params, lr, epochs, tol, progress) -> list[dict]:
     return history
 
 
-def _fit_first_order(objective, params, settings, lr, epochs, progress) -> list[dict]:
+def _fit_first_order(objective, params, settings, lr, epochs, progress, validation) -> list[dict]:
     opt = torch.optim.SGD(params, lr=lr) if settings.optimizer == "sgd" else torch.optim.Adam(params, lr=lr)
-    n = objective.X.shape[0]
-    batch = settings.batch_size or n
     gen = torch.Generator(device="cpu").manual_seed(settings.seed)
-    with torch.no_grad():
-        history = [{"epoch": 0, "loss": objective().item()}]
+    history = [_entry(0, objective.loss_and_grad()[0].item(), validation)]
     for epoch in range(1, epochs + 1):
-        if batch >= n:
-            _step(opt, objective, None)
+        if settings.batch_size is None:
+            _set_grads(params, objective.loss_and_grad()[1])  # full batch: every row, every rank
+            opt.step()
         else:
-            order = torch.randperm(n, generator=gen).to(objective.X.device)
-            for start in range(0, n, batch):
-                _step(opt, objective, order[start : start + batch])
-        with torch.no_grad():
-            loss = objective().item()
-        history.append({"epoch": epoch, "loss": loss})
+            for X, y, w in _batch_sources(objective):
+                order = torch.randperm(X.shape[0], generator=gen).to(X.device)
+                for start in range(0, X.shape[0], settings.batch_size):
+                    rows = order[start : start + settings.batch_size]
+                    opt.zero_grad(set_to_none=True)
+                    objective.batch_loss(X[rows], y[rows], None if w is None else w[rows]).backward()
+                    opt.step()
+        loss = objective.loss_and_grad()[0].item()
+        history.append(_entry(epoch, loss, validation))
         if progress:
             progress(epoch, loss)
     return history
 
 
-def _step(opt, objective, rows) -> None:
-    opt.zero_grad(set_to_none=True)
-    objective(rows).backward()
-    opt.step()
+def _batch_sources(objective):
+    """Where mini-batches are drawn from: all rows in memory, else each streamed block."""
+    rows = objective.rows
+    if hasattr(rows, "X"):
+        return [(rows.X, rows.y, rows.sample_weight)]
+    return rows.blocks()
+
+
+def _set_grads(params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
 
 
 class _CachedClosure:
@@ -217,18 +277,10 @@ class _CachedClosure:
         self._grads: list[torch.Tensor] = []
 
     def __call__(self) -> torch.Tensor:
-        if self._at is not None and all(torch.equal(p, q) for p, q in zip(self.params, self._at)):
-            for p, g in zip(self.params, self._grads):
-                p.grad = g.clone()
-            return self._loss
-        for p in self.params:
-            p.grad = None
-        with torch.enable_grad():
-            loss = self.objective()
-            loss.backward()
-        self._at = [p.detach().clone() for p in self.params]
-        self._grads = [p.grad.detach().clone() for p in self.params]
-        self._loss = loss.detach()
+        if self._at is None or not all(torch.equal(p, q) for p, q in zip(self.params, self._at)):
+            self._loss, self._grads = self.objective.loss_and_grad()
+            self._at = [p.detach().clone() for p in self.params]
+        _set_grads(self.params, self._grads)
         return self._loss
 
     def grad_max(self) -> float:

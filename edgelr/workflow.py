@@ -1,16 +1,30 @@
-"""The ``edgelr train`` job: split, fit, score, save. The CLI only parses options."""
+"""The ``edgelr train`` and ``edgelr report`` jobs: split, fit, score, save, report.
+
+The CLI only parses options. ``edgelr.report`` (matplotlib) is imported only by the
+report functions, so training works without the report extra.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
-from edgelr.data import Dataset, stratified_split
+from edgelr.checkpoint import build_model, load_checkpoint
+from edgelr.data import Dataset, moments_of_chunks, read_label_cells, scale_of, stratified_split
+from edgelr.errors import DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
 from edgelr.metrics import classification_metrics
-from edgelr.train import ProgressFn
+from edgelr.rows import InMemoryRows
+from edgelr.train import ProgressFn, resolve_device
+
+if TYPE_CHECKING:
+    from edgelr.distributed import Cluster
+    from edgelr.report import Report
 
 
 @dataclass
@@ -19,6 +33,7 @@ class TrainResult:
     history: list[dict]
     metrics: dict  # {"train": {...}, "validation": {...} or None}
     data: dict  # the data summary stored in the checkpoint
+    split: tuple[np.ndarray, np.ndarray] | None = None  # (train, validation) row indices into the dataset
 
 
 def train_checkpoint(
@@ -28,16 +43,15 @@ def train_checkpoint(
     *,
     val_fraction: float = 0.2,
     progress: ProgressFn | None = None,
+    cluster: Cluster | None = None,
 ) -> TrainResult:
-    """Fit ``estimator`` on a stratified split of ``dataset`` and write the checkpoint."""
+    """Fit ``estimator`` on a stratified split of ``dataset`` and write the checkpoint.
+
+    Under torchrun (``cluster``), every rank fits on its share of the training rows
+    and rank 0 scores and writes the checkpoint.
+    """
     train_rows, val_rows = stratified_split(dataset.y, val_fraction, estimator.seed)
-    labels = np.asarray(dataset.classes)[dataset.y]  # class names, as a user would pass them
-    estimator.fit(dataset.X[train_rows], labels[train_rows], feature_names=dataset.feature_names,
-                  progress=progress)
-    metrics = {
-        "train": _metrics(estimator, dataset, train_rows),
-        "validation": _metrics(estimator, dataset, val_rows) if val_rows.size else None,
-    }
+    _fit_split(estimator, dataset, train_rows, val_rows, progress, cluster)
     summary = {
         "source": dataset.source,
         "label": dataset.label_name,
@@ -46,11 +60,111 @@ def train_checkpoint(
         "validation_rows": int(val_rows.size),
         "class_counts": {str(c): int(n) for c, n in zip(dataset.classes, np.bincount(dataset.y))},
     }
-    config = {**estimator.config_, "val_fraction": val_fraction}
-    estimator.save(out, metrics=metrics, extra={"data": summary, "config": config})
-    return TrainResult(os.fspath(out), estimator.history_, metrics, summary)
+    metrics: dict = {}
+    if cluster is None or cluster.is_main:
+        metrics = {
+            "train": _metrics(estimator, dataset, train_rows),
+            "validation": _metrics(estimator, dataset, val_rows) if val_rows.size else None,
+        }
+        config = {**estimator.config_, "val_fraction": val_fraction,
+                  **({"world_size": cluster.world_size} if cluster else {})}
+        estimator.save(out, metrics=metrics, extra={"data": summary, "config": config})
+    if cluster is not None:
+        cluster.barrier()  # the checkpoint exists before any rank reports success
+    return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
+
+
+def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, cluster: Cluster | None) -> None:
+    """Standardize with the training rows' statistics and fit, in one process or data-parallel."""
+    estimator.settings()  # bad settings fail before any work on the data
+    device = cluster.device if cluster else resolve_device(estimator.device)
+    share = cluster.share if cluster else (lambda rows: rows)
+    mine = share(train_rows)
+    X = dataset.X[mine]
+    step = max(1, 2**22 // max(X.shape[1], 1))
+    moments = moments_of_chunks((X[i : i + step] for i in range(0, X.shape[0], step)), X.shape[1])
+    if cluster:
+        moments = cluster.merge_moments(moments)
+    mean, scale = estimator.scaler((moments.mean, scale_of(moments)), X.shape[1])
+    weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes))  # global class counts
+    rows = InMemoryRows(X, dataset.y[mine], None if weights is None else share(weights), mean, scale, device)
+    del X
+    val_mine = share(val_rows)
+    validation = (InMemoryRows(dataset.X[val_mine], dataset.y[val_mine], None, mean, scale, device)
+                  if val_rows.size else None)
+    estimator.fit_rows(
+        rows, classes=dataset.classes, feature_names=dataset.feature_names, mean=mean, scale=scale, device=device,
+        n_total=int(train_rows.size), sum_ranks=cluster.sum if cluster else None, progress=progress,
+        validation=validation, n_validation=int(val_rows.size),
+    )
 
 
 def _metrics(estimator: LogisticRegression, dataset: Dataset, rows: np.ndarray) -> dict:
     # The dataset's class indices are the estimator's: both are sorted(set(labels)).
     return classification_metrics(dataset.y[rows], estimator.predict_proba(dataset.X[rows]))
+
+
+def report_training(dataset: Dataset, result: TrainResult, out_dir: str | os.PathLike) -> Report:
+    """Plots and model card of a fresh checkpoint, on the rows training held out.
+
+    The validation rows when there are any, else the training rows (``--val-fraction 0``).
+    """
+    train_rows, val_rows = result.split
+    if val_rows.size:
+        rows, subject = val_rows, "validation split"
+    else:
+        rows, subject = train_rows, "training rows (no validation split)"
+    state = load_checkpoint(result.checkpoint)
+    # The dataset's class indices are the checkpoint's: both are sorted(set(labels)).
+    return _report(state, result.checkpoint, dataset.X[rows], dataset.y[rows], subject, out_dir)
+
+
+def report_checkpoint(
+    checkpoint: str | os.PathLike,
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    label: str | None = None,
+    model: str | os.PathLike | None = None,
+) -> Report:
+    """Plots and model card of ``checkpoint`` scored on the labelled CSV ``data``.
+
+    ``label`` defaults to the checkpoint's label column; feature columns are matched by
+    name. ``model`` is the exported ONNX file whose parity figures go in the card
+    (default: the checkpoint's name with .onnx, when that file exists and matches).
+    """
+    from edgelr.scoring import class_indices
+
+    state = load_checkpoint(checkpoint)
+    label = label or (state.get("data") or {}).get("label")
+    if label is None:
+        raise DataError(f"{os.fspath(checkpoint)}: the checkpoint does not record its label column; "
+                        f"expected --label naming the column of {os.fspath(data)} that holds the true class")
+    if label in state["feature_names"]:
+        raise DataError(f"{os.fspath(data)}: --label '{label}' is one of the model's features; "
+                        "expected the column that holds the true class")
+    X, cells = read_label_cells(data, state["feature_names"], label)
+    y = class_indices(cells, state["classes"], where=f"{os.fspath(data)}, column '{label}'")
+    return _report(state, checkpoint, X, y, Path(data).name, out_dir, model=model, evaluate=True)
+
+
+def _report(state: dict, checkpoint, X: np.ndarray, y: np.ndarray, subject: str, out_dir,
+            *, model=None, evaluate: bool = False) -> Report:
+    from edgelr.report import Scored, find_parity, write_report
+    from edgelr.runtime import PredictorError
+
+    with torch.no_grad():
+        proba = build_model(state)(torch.as_tensor(X, dtype=torch.float64)).numpy()
+    notes, parity = [], None
+    if model is not None:
+        parity = find_parity(model, state, X, proba)  # named by the user: a mismatch is an error
+    else:
+        sibling = Path(checkpoint).with_suffix(".onnx")
+        if sibling.is_file():
+            try:
+                parity = find_parity(sibling, state, X, proba)
+            except (ModelFileError, PredictorError) as exc:
+                notes.append(f"not used for the parity figures: {exc}")
+    extra = {subject: classification_metrics(y, proba)} if evaluate else None
+    return write_report(out_dir, state, Scored(y, proba, subject), checkpoint=checkpoint, parity=parity,
+                        extra_metrics=extra, notes=notes)

@@ -178,3 +178,27 @@ def test_cuda_training_matches_cpu():
 def test_unfitted_estimator_says_so():
     with pytest.raises(ConfigError, match="not fitted yet"):
         LogisticRegression().predict([[1.0, 2.0]])
+
+
+@pytest.mark.parametrize("n_classes,weighted", [(2, False), (2, True), (3, False), (4, True)])
+def test_blocked_gradient_equals_autograd(n_classes, weighted):
+    """loss_and_grad (written out, one pass in blocks) against torch autograd on the whole batch."""
+    from edgelr.model import LogisticModel
+    from edgelr.rows import InMemoryRows
+    from edgelr.train import Objective
+
+    X, y = make_data(n_classes, n_rows=5000, seed=4)  # 5000 rows of 5 features: several blocks
+    w = np.random.default_rng(0).uniform(0.5, 2.0, size=y.size) if weighted else None
+    rows = InMemoryRows(X, y, w, X.mean(axis=0), X.std(axis=0), torch.device("cpu"))
+    rows._rows = 1024
+    model = LogisticModel(5, n_classes)
+    with torch.no_grad():
+        model.linear.weight.normal_()
+        model.linear.bias.normal_()
+    objective = Objective(model, rows, C=0.3, penalty="l2")
+    loss, (dW, db) = objective.loss_and_grad()
+    reference = objective()  # autograd on every row at once
+    reference.backward()
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-12)
+    np.testing.assert_allclose(dW.numpy(), model.linear.weight.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(db.numpy(), model.linear.bias.grad.numpy(), rtol=1e-4, atol=1e-6)

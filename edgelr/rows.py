@@ -1,0 +1,99 @@
+"""Where the training rows live: in memory, or streamed from a binary cache on disk.
+
+The objective only asks a row source for blocks of ``(X, y, sample_weight)`` on the
+training device, so full-batch L-BFGS reads each feature once per evaluation, in
+cache-sized blocks, whether the rows sit in one tensor, in a memory-mapped file
+bigger than the memory budget, or are one rank's share under torchrun.
+
+Blocks are standardized float32 features; standardization happens in float64 before
+the cast, so features with a large mean and a small spread keep their precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+
+# Rows per block: about 2 MB of float32 features, so a block stays in the CPU cache
+# between the forward product and the gradient product.
+_BLOCK_BYTES = 2 * 2**20
+
+Block = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # X (m, d) float32, y (m,), weight (m,) or None
+
+
+def block_rows(n_features: int) -> int:
+    return int(min(65_536, max(1_024, _BLOCK_BYTES // (4 * max(n_features, 1)))))
+
+
+class InMemoryRows:
+    """Standardized float32 rows held in one tensor on the training device.
+
+    X : ndarray (n, d) raw features; y : (n,) int64; sample_weight : (n,) or None.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, sample_weight, mean, scale, device: torch.device):
+        self.X = standardize_to_tensor(X, mean, scale, device)  # (n, d) float32
+        self.y = torch.as_tensor(y, dtype=torch.int64, device=device)
+        self.sample_weight = (None if sample_weight is None
+                              else torch.as_tensor(sample_weight, dtype=torch.float64, device=device))
+        self.n = self.X.shape[0]
+        self._rows = block_rows(self.X.shape[1])
+
+    def blocks(self) -> Iterator[Block]:
+        for start in range(0, self.n, self._rows):
+            stop = start + self._rows
+            w = None if self.sample_weight is None else self.sample_weight[start:stop]
+            yield self.X[start:stop], self.y[start:stop], w
+
+
+class StreamedRows:
+    """Rows read from a raw float64 memory-mapped cache in chunks, one pass per evaluation.
+
+    ``chunk_rows`` bounds the memory a pass needs; ``index`` (sorted row numbers)
+    selects this source's rows (the training split, one rank's share).
+    """
+
+    def __init__(self, cache: np.ndarray, y: np.ndarray, index: np.ndarray, sample_weight, mean, scale,
+                 device: torch.device, chunk_rows: int):
+        self.cache, self.index = cache, index
+        self.y = np.asarray(y, dtype=np.int64)
+        self.sample_weight = sample_weight
+        self.mean, self.scale, self.device = mean, scale, device
+        self.chunk_rows = max(1, chunk_rows)
+        self.n = int(index.size)
+        self._rows = block_rows(cache.shape[1])
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(row numbers, raw float64 features) per chunk, in file order."""
+        for start in range(0, self.n, self.chunk_rows):
+            rows = self.index[start : start + self.chunk_rows]
+            # One contiguous slice of the file, then the selected rows of it.
+            raw = np.asarray(self.cache[rows[0] : rows[-1] + 1])[rows - rows[0]]
+            yield rows, raw
+
+    def blocks(self) -> Iterator[Block]:
+        pin = self.device.type == "cuda"
+        for rows, raw in self.chunks():
+            X = standardize_to_tensor(raw, self.mean, self.scale, self.device, pin=pin)
+            y = torch.as_tensor(self.y[rows]).to(self.device, non_blocking=pin)
+            w = (None if self.sample_weight is None
+                 else torch.as_tensor(self.sample_weight[rows], dtype=torch.float64).to(self.device))
+            for start in range(0, X.shape[0], self._rows):
+                stop = start + self._rows
+                yield X[start:stop], y[start:stop], None if w is None else w[start:stop]
+
+
+def standardize_to_tensor(X: np.ndarray, mean, scale, device: torch.device, *, pin: bool = False) -> torch.Tensor:
+    """(X - mean) / scale computed in float64, stored float32; chunked to bound temporaries."""
+    out = torch.empty(X.shape, dtype=torch.float32, pin_memory=pin and torch.cuda.is_available())
+    target = out.numpy()
+    step = max(1, 2**22 // max(X.shape[1], 1))  # ~32 MB of float64 temporaries at a time
+    for start in range(0, X.shape[0], step):
+        chunk = np.asarray(X[start : start + step], dtype=np.float64)  # may be a view of X: no in-place
+        target[start : start + step] = (chunk - mean) / scale
+    return out.to(device, non_blocking=pin) if device.type != "cpu" else out
+
+
+SumFn = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks (identity in one process)
