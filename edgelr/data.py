@@ -10,6 +10,8 @@ import contextlib
 import csv
 import math
 import os
+import stat
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -92,8 +94,14 @@ def _labelled(table: _Table, label: str | None, features: Sequence[str] | None) 
     if not feature_names:
         raise DataError(f"{table.name}: no feature columns besides the label '{label_name}'")
 
-    X, label_cells = table.read(feature_names, label_name)
-    classes, y = labels_from_cells(label_cells, where=f"{table.name}, column '{label_name}'")
+    where = f"{table.name}, column '{label_name}'"
+    fast = table.read_numeric(feature_names, label_name)
+    if fast is not None:
+        X, label_values = fast
+        classes, y = encode_labels(_integral_as_int(label_values), where=where)
+    else:
+        X, label_cells = table.read(feature_names, label_name)
+        classes, y = labels_from_cells(label_cells, where=where)
     return Dataset(X, y, feature_names, classes, label_name, table.name)
 
 
@@ -104,7 +112,8 @@ def read_features(path: str | os.PathLike, feature_names: Sequence[str]) -> np.n
     """
     with _Table(path) as table:
         table.require(feature_names, what="feature column")
-        X, _ = table.read(list(feature_names), None)
+        fast = table.read_numeric(list(feature_names), None)
+        X = fast[0] if fast is not None else table.read(list(feature_names), None)[0]
     return X
 
 
@@ -302,6 +311,23 @@ class _Table:
             labels.extend(cells)
         return np.concatenate(blocks), labels
 
+    def read_numeric(self, feature_names: list[str], label_name: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(X float64, label values float64 or None) through numpy's C parser, or None.
+
+        The fast path for the common big file: a regular file whose cells are all finite
+        numbers. Anything else (strings, quotes, an empty or bad cell, a ragged row, a
+        pipe) returns None, and the exact reader, ~6x slower, reads the file and names
+        the file, line and column of any problem.
+        """
+        if not _is_regular_file(self.path):
+            return None
+        table = _all_numeric(self.path, len(self.header))
+        if table is None:
+            return None
+        X = table[:, [self.header.index(n) for n in feature_names]]
+        labels = table[:, self.header.index(label_name)] if label_name is not None else None
+        return X, labels
+
     def blocks(self, feature_names: Sequence[str], label_name: str | None = None):
         """Yield (X block float64, label cells) per chunk of rows; the table is read once.
 
@@ -398,6 +424,35 @@ class _Table:
                     "expected a class name or a finite number"
                 )
         return cells
+
+
+def _all_numeric(path: str, width: int) -> np.ndarray | None:
+    """Every row of a headed CSV as float64 (n_rows, width), or None if any cell is not a finite number."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
+            handle.readline()  # the header, already checked by the exact reader
+            # comments=None: '#' is data here; without usecols, a ragged row is an error.
+            table = np.loadtxt(handle, delimiter=",", comments=None, dtype=np.float64, ndmin=2)
+    except (ValueError, UnicodeDecodeError, OSError):
+        return None
+    if table.shape[0] == 0 or table.shape[1] != width or not np.isfinite(table).all():
+        return None
+    return table
+
+
+def _is_regular_file(path: str) -> bool:
+    # A pipe or a FIFO can be read once only: the exact reader's single pass must have it.
+    with contextlib.suppress(OSError):
+        return stat.S_ISREG(os.stat(path).st_mode)
+    return False
+
+
+def _integral_as_int(values: np.ndarray) -> np.ndarray:
+    """Numeric labels as the exact reader makes them: integers when all are integral."""
+    if np.all(values == np.round(values)) and np.abs(values).max() < 2**53:
+        return values.astype(np.int64)
+    return values
 
 
 def _cell_problem(value: str) -> str | None:

@@ -318,3 +318,37 @@ def test_missing_file(tmp_path):
     path = tmp_path / "nope.csv"
     with pytest.raises(DataError, match=f"^{where(path)}: no such file"):
         read_csv(path)
+
+
+def test_numeric_fast_path_matches_pandas_and_the_exact_reader(tmp_path, monkeypatch):
+    """All-numeric files take numpy's C parser; pandas is the independent reference."""
+    import pandas as pd
+
+    import edgelr.data as data
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(3000, 4)) * [1, 1e3, 1e-3, 7]
+    path = tmp_path / "big.csv"
+    path.write_text("a,b,c,d,label\n" + "".join(f"{r[0]!r},{r[1]!r},{r[2]!r},{r[3]!r},{i % 3}.0\n"
+                                                for i, r in enumerate(X.tolist())))
+    fast = read_csv(path)
+    reference = pd.read_csv(path)
+    np.testing.assert_array_equal(fast.X, reference[["a", "b", "c", "d"]].to_numpy())
+    assert fast.classes == [0, 1, 2] and all(isinstance(c, int) for c in fast.classes)
+    np.testing.assert_array_equal(fast.y, reference["label"].to_numpy().astype(int))
+    monkeypatch.setattr(data, "_all_numeric", lambda path, width: None)  # force the exact reader
+    exact = read_csv(path)
+    np.testing.assert_array_equal(exact.X, fast.X)
+    assert exact.classes == fast.classes
+
+
+@pytest.mark.parametrize("body,match", [
+    ("1,2,0\n3,4,1,9\n", "line 3: 4 fields, expected 3"),
+    ("1,2,0\n3,nan,1\n", "line 3, column 'b': got 'nan' \\(not finite\\)"),
+    ("1,2,0\n3,,1\n", "line 3, column 'b': empty cell"),
+])
+def test_fast_path_failures_still_name_line_and_column(tmp_path, body, match):
+    path = tmp_path / "bad.csv"
+    path.write_text("a,b,y\n" + body)
+    with pytest.raises(DataError, match=match):
+        read_csv(path)
