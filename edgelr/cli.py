@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from edgelr import __version__
-from edgelr.errors import EdgelrError, MissingExtraError
+from edgelr.errors import ConfigError, EdgelrError, MissingExtraError
 
 DEFAULT_CHECKPOINT = Path("models") / "model.pt"
 
@@ -60,48 +60,72 @@ def main() -> None:
               help="Stratified share of rows held out for validation; 0 trains on every row.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and of mini-batch order.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--memory-budget", help="e.g. 256MB; a CSV that would need more is streamed from a disk cache "
+                                      "in chunks (default: half the RAM).")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_CHECKPOINT,
               show_default=True, help="Checkpoint to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout and nothing else.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write plots and model_card.md (on the validation rows) into this folder.")
 def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, class_weight, standardize,
-          val_fraction, seed, device, out, as_json, report_dir) -> None:
+          val_fraction, seed, device, memory_budget, out, as_json, report_dir) -> None:
     """Train a logistic-regression classifier on DATA (CSV with a header row).
 
-    Without DATA, trains on the built-in six-student dataset of the tutorial.
+    Without DATA, trains on the built-in six-student dataset of the tutorial. Under
+    torchrun, trains data-parallel; rank 0 writes the checkpoint and prints.
 
     Example: edgelr train data.csv --label passed -o models/model.pt
     """
     _require_training_extra("train", ("torch",))
     if report_dir is not None:
         _require_report_extra("train --report")  # before training, not after minutes of it
-    from edgelr.data import read_csv, students
+    from edgelr.distributed import from_environment
     from edgelr.estimator import LogisticRegression
-    from edgelr.workflow import train_checkpoint
+    from edgelr.outofcore import default_budget, needs_streaming, parse_size
+    from edgelr.train import resolve_device
 
+    budget = parse_size(memory_budget) if memory_budget is not None else default_budget()
     feature_list = [f.strip() for f in features.split(",") if f.strip()] if features else None
-    dataset = read_csv(data, label=label, features=feature_list) if data else students()
     estimator = LogisticRegression(
         C=C, penalty=penalty, class_weight=None if class_weight == "none" else class_weight,
         standardize=standardize, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
         seed=seed, device=device,
     )
-    with _ProgressBar(enabled=not as_json, total=estimator.settings().resolved_epochs) as progress:
-        result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress)
+    settings = estimator.settings()
+    cluster = from_environment(resolve_device(device))
+    streamed = data is not None and needs_streaming(data, budget)
+    if streamed and report_dir is not None:
+        raise ConfigError(f"{data}: --report scores rows in memory, and this file is past the memory budget; "
+                          "expected 'edgelr report' on a sample of the rows instead")
+    main_rank = cluster is None or cluster.is_main
+    try:
+        with _ProgressBar(enabled=not as_json and main_rank, total=settings.resolved_epochs) as progress:
+            result, dataset = _train_job(data, estimator, out, label=label, features=feature_list, budget=budget,
+                                         streamed=streamed, val_fraction=val_fraction, progress=progress,
+                                         cluster=cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
+    if not main_rank:
+        return
     if report_dir is not None:
         from edgelr.workflow import report_training
 
         _echo_report(report_training(dataset, result, report_dir))
     if as_json:
-        click.echo(json.dumps({"checkpoint": result.checkpoint, "history": result.history,
-                               "metrics": result.metrics}, allow_nan=False))
+        summary = {"checkpoint": result.checkpoint, "history": result.history, "metrics": result.metrics}
+        if cluster is not None:
+            summary["world_size"] = cluster.world_size
+        click.echo(json.dumps(summary, allow_nan=False))
         return
     from edgelr.info import metrics_table
 
     d, h = result.data, result.history
-    click.echo(f"trained on {d['source']}: {d['rows']} rows ({d['train_rows']} train, {d['validation_rows']} "
-               f"validation), {len(dataset.feature_names)} features, {len(dataset.classes)} classes")
+    mode = " (streamed from a disk cache)" if streamed else ""
+    ranks = f" on {cluster.world_size} ranks" if cluster is not None else ""
+    click.echo(f"trained on {d['source']}{mode}{ranks}: {d['rows']} rows ({d['train_rows']} train, "
+               f"{d['validation_rows']} validation), {len(estimator.feature_names_in_)} features, "
+               f"{len(d['class_counts'])} classes")
     click.echo(f"  loss        {h[0]['loss']:.6f} at epoch 0 -> {h[-1]['loss']:.6f} at epoch {h[-1]['epoch']}")
     for line in metrics_table(result.metrics):
         click.echo(line)
@@ -249,6 +273,20 @@ def report(checkpoint, data, out_dir, label, model) -> None:
     from edgelr.workflow import report_checkpoint
 
     _echo_report(report_checkpoint(checkpoint, data, out_dir, label=label, model=model))
+
+
+def _train_job(data, estimator, out, *, label, features, budget, streamed, val_fraction, progress, cluster):
+    """(TrainResult, Dataset or None): in memory, or streamed when DATA is past the budget."""
+    from edgelr.data import read_csv, students
+    from edgelr.workflow import train_checkpoint, train_streamed
+
+    if streamed:
+        result = train_streamed(data, estimator, out, budget=budget, label=label, features=features,
+                                val_fraction=val_fraction, progress=progress, cluster=cluster)
+        return result, None
+    dataset = read_csv(data, label=label, features=features) if data else students()
+    result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress, cluster=cluster)
+    return result, dataset
 
 
 def _is_user_error(exc: Exception) -> bool:

@@ -75,6 +75,19 @@ def read_csv(
 
 
 def _labelled(table: _Table, label: str | None, features: Sequence[str] | None) -> Dataset:
+    feature_names, label_name = table.columns(label, features)
+    where = f"{table.name}, column '{label_name}'"
+    fast = table.read_numeric(feature_names, label_name)
+    if fast is not None:
+        X, label_values = fast
+        classes, y = encode_labels(integral_as_int(label_values), where=where)
+    else:
+        X, label_cells = table.read(feature_names, label_name)
+        classes, y = labels_from_cells(label_cells, where=where)
+    return Dataset(X, y, feature_names, classes, label_name, table.name)
+
+
+def _columns(table: _Table, label: str | None, features: Sequence[str] | None) -> tuple[list[str], str]:
     label_name = label if label is not None else table.header[-1]
     table.require([label_name], what="label column")
     if features is None:
@@ -93,16 +106,7 @@ def _labelled(table: _Table, label: str | None, features: Sequence[str] | None) 
             )
     if not feature_names:
         raise DataError(f"{table.name}: no feature columns besides the label '{label_name}'")
-
-    where = f"{table.name}, column '{label_name}'"
-    fast = table.read_numeric(feature_names, label_name)
-    if fast is not None:
-        X, label_values = fast
-        classes, y = encode_labels(_integral_as_int(label_values), where=where)
-    else:
-        X, label_cells = table.read(feature_names, label_name)
-        classes, y = labels_from_cells(label_cells, where=where)
-    return Dataset(X, y, feature_names, classes, label_name, table.name)
+    return feature_names, label_name
 
 
 def read_features(path: str | os.PathLike, feature_names: Sequence[str]) -> np.ndarray:
@@ -295,6 +299,10 @@ class _Table:
             raise DataError(f"{self.name}, line 1: duplicate column names in the header: {', '.join(dupes)}")
         return names
 
+    def columns(self, label: str | None, features: Sequence[str] | None) -> tuple[list[str], str]:
+        """(feature names, label name) from --label / --features, checked against the header."""
+        return _columns(self, label, features)
+
     def require(self, names: Sequence[str], *, what: str) -> None:
         missing = [n for n in names if n not in self.header]
         if missing:
@@ -319,7 +327,7 @@ class _Table:
         pipe) returns None, and the exact reader, ~6x slower, reads the file and names
         the file, line and column of any problem.
         """
-        if not _is_regular_file(self.path):
+        if not is_regular_file(self.path):
             return None
         table = _all_numeric(self.path, len(self.header))
         if table is None:
@@ -441,14 +449,44 @@ def _all_numeric(path: str, width: int) -> np.ndarray | None:
     return table
 
 
-def _is_regular_file(path: str) -> bool:
+def numeric_chunks(path: str, width: int, chunk_rows: int) -> Iterator[np.ndarray]:
+    """All-numeric rows in float64 blocks of shape (<= chunk_rows, width), for streaming.
+
+    Raises NotAllNumeric where the exact reader must take over (it names the problem).
+    """
+    with open(path, encoding="utf-8-sig") as handle, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        handle.readline()
+        while True:
+            try:
+                block = np.loadtxt(handle, delimiter=",", comments=None, dtype=np.float64, ndmin=2,
+                                   max_rows=chunk_rows)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise NotAllNumeric(str(exc)) from exc
+            if block.shape[0] == 0:
+                return
+            if block.shape[1] != width or not np.isfinite(block).all():
+                raise NotAllNumeric("a ragged row or a non-finite cell")
+            yield block
+
+
+class NotAllNumeric(Exception):
+    """The fast numeric reader cannot take this file; the exact reader will say why."""
+
+
+def open_table(path: str | os.PathLike) -> _Table:
+    """The CSV's header checked; use as a context manager."""
+    return _Table(path)
+
+
+def is_regular_file(path: str) -> bool:
     # A pipe or a FIFO can be read once only: the exact reader's single pass must have it.
     with contextlib.suppress(OSError):
         return stat.S_ISREG(os.stat(path).st_mode)
     return False
 
 
-def _integral_as_int(values: np.ndarray) -> np.ndarray:
+def integral_as_int(values: np.ndarray) -> np.ndarray:
     """Numeric labels as the exact reader makes them: integers when all are integral."""
     if np.all(values == np.round(values)) and np.abs(values).max() < 2**53:
         return values.astype(np.int64)

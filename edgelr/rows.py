@@ -49,37 +49,38 @@ class InMemoryRows:
 
 
 class StreamedRows:
-    """Rows read from a raw float64 memory-mapped cache in chunks, one pass per evaluation.
+    """Rows read back from a raw float64 cache in chunks, one pass per evaluation.
 
-    ``chunk_rows`` bounds the memory a pass needs; ``index`` (sorted row numbers)
-    selects this source's rows (the training split, one rank's share).
+    ``read(start, stop)`` returns rows [start, stop) of the cache as float64;
+    ``index`` (sorted row numbers) selects this source's rows (the training split,
+    one rank's share); ``chunk_rows`` bounds the memory a pass needs.
     """
 
-    def __init__(self, cache: np.ndarray, y: np.ndarray, index: np.ndarray, sample_weight, mean, scale,
-                 device: torch.device, chunk_rows: int):
-        self.cache, self.index = cache, index
-        self.y = np.asarray(y, dtype=np.int64)
-        self.sample_weight = sample_weight
+    def __init__(self, read: Callable[[int, int], np.ndarray], y: np.ndarray, index: np.ndarray, sample_weight,
+                 mean, scale, device: torch.device, chunk_rows: int):
+        self.read, self.y, self.index = read, y, index
+        self.sample_weight = sample_weight  # (len(index),) aligned with index, or None
         self.mean, self.scale, self.device = mean, scale, device
         self.chunk_rows = max(1, chunk_rows)
         self.n = int(index.size)
-        self._rows = block_rows(cache.shape[1])
+        self._rows = block_rows(mean.size)
 
-    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(row numbers, raw float64 features) per chunk, in file order."""
+    def chunks(self) -> Iterator[tuple[slice, np.ndarray]]:
+        """(positions in ``index``, raw float64 features) per chunk, in file order."""
         for start in range(0, self.n, self.chunk_rows):
             rows = self.index[start : start + self.chunk_rows]
-            # One contiguous slice of the file, then the selected rows of it.
-            raw = np.asarray(self.cache[rows[0] : rows[-1] + 1])[rows - rows[0]]
-            yield rows, raw
+            raw = self.read(int(rows[0]), int(rows[-1]) + 1)  # one contiguous read ...
+            if raw.shape[0] != rows.size:
+                raw = raw[rows - rows[0]]  # ... then the selected rows of it
+            yield slice(start, start + rows.size), raw
 
     def blocks(self) -> Iterator[Block]:
-        pin = self.device.type == "cuda"
-        for rows, raw in self.chunks():
+        pin = self.device.type == "cuda"  # pinned host memory: the copy to the GPU overlaps
+        for where, raw in self.chunks():
             X = standardize_to_tensor(raw, self.mean, self.scale, self.device, pin=pin)
-            y = torch.as_tensor(self.y[rows]).to(self.device, non_blocking=pin)
+            y = torch.as_tensor(self.y[self.index[where]], dtype=torch.int64).to(self.device, non_blocking=pin)
             w = (None if self.sample_weight is None
-                 else torch.as_tensor(self.sample_weight[rows], dtype=torch.float64).to(self.device))
+                 else torch.as_tensor(self.sample_weight[where], dtype=torch.float64).to(self.device))
             for start in range(0, X.shape[0], self._rows):
                 stop = start + self._rows
                 yield X[start:stop], y[start:stop], None if w is None else w[start:stop]

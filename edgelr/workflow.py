@@ -19,7 +19,7 @@ from edgelr.data import Dataset, moments_of_chunks, read_label_cells, scale_of, 
 from edgelr.errors import DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
 from edgelr.metrics import classification_metrics
-from edgelr.rows import InMemoryRows
+from edgelr.rows import InMemoryRows, StreamedRows
 from edgelr.train import ProgressFn, resolve_device
 
 if TYPE_CHECKING:
@@ -52,26 +52,96 @@ def train_checkpoint(
     """
     train_rows, val_rows = stratified_split(dataset.y, val_fraction, estimator.seed)
     _fit_split(estimator, dataset, train_rows, val_rows, progress, cluster)
-    summary = {
-        "source": dataset.source,
-        "label": dataset.label_name,
-        "rows": dataset.n_rows,
+    summary = _summary(dataset, train_rows, val_rows)
+
+    def metrics_of(rows):
+        return _metrics(estimator, dataset, rows)
+
+    metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
+    return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
+
+
+def train_streamed(
+    path: str | os.PathLike,
+    estimator: LogisticRegression,
+    out: str | os.PathLike,
+    *,
+    budget: int,
+    label: str | None = None,
+    features: list[str] | None = None,
+    val_fraction: float = 0.2,
+    progress: ProgressFn | None = None,
+    cluster: Cluster | None = None,
+) -> TrainResult:
+    """``train_checkpoint`` for a CSV bigger than ``budget`` bytes: rows stream from a disk cache.
+
+    Peak memory is the chunks (a quarter of the budget) plus a few numbers per row
+    (labels, the split, the probabilities for the metrics); lbfgs reaches the
+    in-memory optimum because each evaluation still sums over every training row.
+    """
+    from edgelr.outofcore import cache_csv, chunk_rows_for, scratch_folder
+
+    estimator.settings()  # bad settings fail before the pass over the file
+    device = cluster.device if cluster else resolve_device(estimator.device)
+    share = cluster.share if cluster else (lambda rows: rows)
+    with scratch_folder() as folder:
+        table = cache_csv(path, folder, label=label, features=features, budget=budget)
+        chunk = chunk_rows_for(budget, table.n_features)
+        train_rows, val_rows = stratified_split(table.y, val_fraction, estimator.seed)
+        d = table.n_features
+
+        def source(index, weights=None, mean=np.zeros(d), scale=np.ones(d)):  # noqa: B008 (read-only)
+            return StreamedRows(table.read, table.y, index, weights, mean, scale, device, chunk)
+
+        moments = moments_of_chunks((raw for _, raw in source(share(train_rows)).chunks()), d)
+        if cluster:
+            moments = cluster.merge_moments(moments)
+        mean, scale = estimator.scaler((moments.mean, scale_of(moments)), d)
+        weights = estimator.sample_weight(table.y[train_rows], len(table.classes))
+        estimator.fit_rows(
+            source(share(train_rows), None if weights is None else share(weights), mean, scale),
+            classes=table.classes, feature_names=table.feature_names, mean=mean, scale=scale, device=device,
+            n_total=int(train_rows.size), sum_ranks=cluster.sum if cluster else None, progress=progress,
+            validation=source(share(val_rows), None, mean, scale) if val_rows.size else None,
+            n_validation=int(val_rows.size),
+        )
+        summary = _summary(table, train_rows, val_rows)
+
+        def metrics_of(rows):
+            proba = np.concatenate([estimator.predict_proba(raw) for _, raw in source(rows).chunks()])
+            return classification_metrics(table.y[rows], proba)
+
+        metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
+    return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
+
+
+def _summary(data, train_rows: np.ndarray, val_rows: np.ndarray) -> dict:
+    """The data summary stored in the checkpoint (``data``: a Dataset or a cached table)."""
+    return {
+        "source": data.source,
+        "label": data.label_name,
+        "rows": int(data.y.size),
         "train_rows": int(train_rows.size),
         "validation_rows": int(val_rows.size),
-        "class_counts": {str(c): int(n) for c, n in zip(dataset.classes, np.bincount(dataset.y))},
+        "class_counts": {str(c): int(n) for c, n in zip(data.classes, np.bincount(data.y))},
     }
+
+
+def _save(estimator, out, metrics_of, summary: dict, split, val_fraction: float, cluster) -> dict:
+    """Score the split and write the checkpoint: on rank 0 only under torchrun."""
+    train_rows, val_rows = split
     metrics: dict = {}
     if cluster is None or cluster.is_main:
         metrics = {
-            "train": _metrics(estimator, dataset, train_rows),
-            "validation": _metrics(estimator, dataset, val_rows) if val_rows.size else None,
+            "train": metrics_of(train_rows),
+            "validation": metrics_of(val_rows) if val_rows.size else None,
         }
         config = {**estimator.config_, "val_fraction": val_fraction,
                   **({"world_size": cluster.world_size} if cluster else {})}
         estimator.save(out, metrics=metrics, extra={"data": summary, "config": config})
     if cluster is not None:
         cluster.barrier()  # the checkpoint exists before any rank reports success
-    return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
+    return metrics
 
 
 def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, cluster: Cluster | None) -> None:

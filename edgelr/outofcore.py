@@ -1,0 +1,138 @@
+"""Training on a CSV bigger than the memory budget (``--memory-budget``).
+
+One pass over the CSV writes the raw features to a binary float64 cache in a temporary
+folder and keeps only the labels; every later pass (standardization statistics, each
+L-BFGS evaluation, the metrics) reads the cache back in chunks sized to the budget.
+The cache is read with plain file reads, not a memory map, so the pages read do not
+stay counted in the process's resident memory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgelr.data import (
+    NotAllNumeric,
+    encode_labels,
+    integral_as_int,
+    is_regular_file,
+    labels_from_cells,
+    numeric_chunks,
+    open_table,
+)
+from edgelr.errors import ConfigError
+
+_UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+# Bytes the in-memory path needs per byte of CSV: the parsed float64 table, the
+# training copy, its float32 standardized copy (numbers take ~8-10 characters in a CSV).
+_IN_MEMORY_FACTOR = 3
+
+
+def parse_size(text: str) -> int:
+    """'128MB', '1.5GiB', '500k', '1000000' -> bytes."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text or "")
+    unit = match.group(2).upper() if match else None
+    if not match or unit not in _UNITS or float(match.group(1)) <= 0:
+        raise ConfigError(f"--memory-budget '{text}' is not understood; expected a size such as 256MB, 2GB or 512MiB")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def default_budget() -> int:
+    """Half of the machine's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 4 * 2**30
+
+
+def needs_streaming(path: str | os.PathLike, budget: int) -> bool:
+    """Whether reading ``path`` into memory would pass ``budget`` (pipes: never streamed)."""
+    path = os.fspath(path)
+    return is_regular_file(path) and os.path.getsize(path) * _IN_MEMORY_FACTOR > budget
+
+
+@dataclass
+class CachedTable:
+    """Raw float64 features in a binary file (n_rows, n_features), and the labels."""
+
+    path: str
+    n_rows: int
+    n_features: int
+    y: np.ndarray  # (n_rows,) int32 class indices
+    classes: list
+    feature_names: list[str]
+    label_name: str
+    source: str
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) as float64 (stop - start, n_features)."""
+        width = self.n_features * 8
+        with open(self.path, "rb") as handle:
+            handle.seek(start * width)
+            flat = np.fromfile(handle, dtype=np.float64, count=(stop - start) * self.n_features)
+        return flat.reshape(stop - start, self.n_features)
+
+
+def chunk_rows_for(budget: int, n_features: int) -> int:
+    """Rows per chunk: a quarter of the budget, at ~4 float64-sized copies per cell in flight."""
+    return int(max(1024, budget // 4 // (n_features * 8 * 4)))
+
+
+def cache_csv(path: str | os.PathLike, folder: str, *, label: str | None, features, budget: int) -> CachedTable:
+    """One pass over the CSV into ``folder``; same errors (file, line, column) as read_csv."""
+    with open_table(path) as table:
+        feature_names, label_name = table.columns(label, features)
+        cols = [table.header.index(n) for n in feature_names]
+        label_col = table.header.index(label_name)
+        width = len(table.header)
+        rows = chunk_rows_for(budget, width)
+        cache = os.path.join(folder, "features.f64")
+        try:
+            codes, values = _write_cache(numeric_chunks(table.path, width, rows), cache, cols, label_col)
+            classes, y_values = encode_labels(integral_as_int(values), where=f"{table.name}, column '{label_name}'")
+        except NotAllNumeric:
+            # Strings, quotes or a bad cell: the exact reader reads the file (and names any problem).
+            codes, cells = _write_cache_exact(table, cache, feature_names, label_name)
+            classes, y_values = labels_from_cells(cells, where=f"{table.name}, column '{label_name}'")
+        y = y_values[codes].astype(np.int32)
+        return CachedTable(cache, int(y.size), len(cols), y, classes, feature_names, label_name, table.name)
+
+
+def _write_cache(blocks: Iterator[np.ndarray], cache: str, cols: list[int], label_col: int):
+    """(codes per row into the distinct label values, those values) from numeric blocks."""
+    distinct: dict[float, int] = {}
+    codes = []
+    with open(cache, "wb") as out:
+        for block in blocks:
+            np.ascontiguousarray(block[:, cols]).tofile(out)
+            codes.append(_codes(block[:, label_col].tolist(), distinct))
+    if not codes:
+        raise NotAllNumeric("no data rows")  # the exact reader words the error
+    return np.concatenate(codes), np.asarray(list(distinct), dtype=np.float64)
+
+
+def _write_cache_exact(table, cache: str, feature_names: list[str], label_name: str):
+    with open(cache, "wb") as out:  # the table's own handle has read only the header
+        distinct: dict[str, int] = {}
+        codes = []
+        for X, cells in table.blocks(feature_names, label_name):
+            np.ascontiguousarray(X).tofile(out)
+            codes.append(_codes(cells, distinct))
+    return np.concatenate(codes), list(distinct)
+
+
+def _codes(values: list, distinct: dict) -> np.ndarray:
+    """Index of each value in ``distinct`` (grown in first-seen order)."""
+    return np.fromiter((distinct.setdefault(v, len(distinct)) for v in values), dtype=np.int32, count=len(values))
+
+
+def scratch_folder() -> tempfile.TemporaryDirectory:
+    """A temporary folder for the cache (the system's temporary folder, or $EDGELR_CACHE_DIR)."""
+    return tempfile.TemporaryDirectory(prefix="edgelr-cache-", dir=os.environ.get("EDGELR_CACHE_DIR"))

@@ -1,0 +1,117 @@
+"""Training at scale: streamed from a disk cache past --memory-budget, and data-parallel under torchrun.
+
+Both must give the model of an ordinary in-memory run (spec section 3), which in turn
+matches scikit-learn (tests/test_train.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgelr.cli import main
+from edgelr.estimator import LogisticRegression
+from edgelr.outofcore import parse_size
+from tests.conftest import data_csv, make_data
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    X, y = make_data(3, n_rows=6000, seed=5, string_labels=True)
+    return data_csv(tmp_path_factory.mktemp("scale") / "big.csv", X, y), X
+
+
+def train(*args) -> dict:
+    result = CliRunner().invoke(main, ["train", *map(str, args), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def max_diff(a: Path, b: Path, X: np.ndarray) -> float:
+    p, q = LogisticRegression.load(a).predict_proba(X), LogisticRegression.load(b).predict_proba(X)
+    return float(np.abs(p - q).max())
+
+
+@pytest.mark.parametrize("extra", [[], ["--class-weight", "balanced"]])
+def test_streamed_lbfgs_equals_in_memory(tmp_path, big, extra):
+    path, X = big
+    memory = train(path, "-o", tmp_path / "mem.pt", *extra)
+    streamed = train(path, "-o", tmp_path / "str.pt", "--memory-budget", "64kB", *extra)  # chunks of ~1k rows
+    # The spec's bar: probabilities within 1e-4 (sums in another order stop L-BFGS a hair apart).
+    assert max_diff(tmp_path / "mem.pt", tmp_path / "str.pt", X) < 1e-4
+    assert streamed["metrics"]["validation"]["accuracy"] == pytest.approx(memory["metrics"]["validation"]["accuracy"])
+    assert streamed["history"][-1]["val_loss"] == pytest.approx(memory["history"][-1]["val_loss"], rel=1e-5)
+
+
+def test_streamed_numeric_file_and_sgd_minibatches(tmp_path):
+    X, y = make_data(2, n_rows=3000, seed=6)
+    path = data_csv(tmp_path / "num.csv", X, y)  # all numeric: the fast chunked reader
+    memory = train(path, "-o", tmp_path / "mem.pt")
+    train(path, "-o", tmp_path / "str.pt", "--memory-budget", "32kB")
+    assert max_diff(tmp_path / "mem.pt", tmp_path / "str.pt", X) < 1e-4
+    sgd = train(path, "-o", tmp_path / "sgd.pt", "--memory-budget", "32kB", "--optimizer", "sgd",
+                "--batch-size", "64", "--epochs", "20")
+    # Mini-batches drawn chunk by chunk still reach the optimum's neighbourhood.
+    assert sgd["history"][-1]["loss"] == pytest.approx(memory["history"][-1]["loss"], rel=1e-2)
+
+
+def test_streamed_bad_cell_names_line_and_column(tmp_path):
+    lines = ["a,b,y"] + [f"{i},{i % 7},{i % 2}" for i in range(5000)]
+    lines[4001] = "4000,oops,0"
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "m.pt"
+    result = CliRunner().invoke(main, ["train", str(path), "-o", str(out), "--memory-budget", "16kB"])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {path}, line 4002, column 'b': got 'oops'; expected a finite number"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("text,expected", [("128MB", 128 * 10**6), ("1.5GiB", int(1.5 * 2**30)), ("512k", 512_000),
+                                           ("1000000", 10**6)])
+def test_parse_size(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "12XB", "-5MB", "0"])
+def test_bad_memory_budget_is_a_clear_error(tmp_path, text):
+    result = CliRunner().invoke(main, ["train", "-o", str(tmp_path / "m.pt"), "--memory-budget", text])
+    assert result.exit_code == 1
+    assert f"Error: --memory-budget '{text}' is not understood; expected a size such as 256MB" in result.output
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
+                    reason="torchrun is installed with torch; this environment has no torchrun script")
+@pytest.mark.parametrize("extra", [[], ["--memory-budget", "64kB"]])
+def test_torchrun_two_cpu_ranks_equal_one_process(tmp_path, big, extra):
+    """Two gloo ranks, each with half the training rows, land on the one-process model."""
+    path, X = big
+    train(path, "-o", tmp_path / "one.pt")
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    run = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "edgelr", "train", str(path),
+         "-o", str(tmp_path / "two.pt"), "--json", *extra],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = json.loads(run.stdout)  # rank 0 alone prints, one JSON object
+    assert summary["world_size"] == 2 and summary["checkpoint"] == str(tmp_path / "two.pt")
+    assert max_diff(tmp_path / "one.pt", tmp_path / "two.pt", X) < 1e-4
+    assert LogisticRegression.load(tmp_path / "two.pt").config_["world_size"] == 2
+
+
+def test_budget_decides_streaming(tmp_path, big):
+    path, _ = big
+    runner = CliRunner()
+    small = runner.invoke(main, ["train", str(path), "-o", str(tmp_path / "a.pt"), "--memory-budget", "64kB"])
+    roomy = runner.invoke(main, ["train", str(path), "-o", str(tmp_path / "b.pt"), "--memory-budget", "1GB"])
+    assert "(streamed from a disk cache)" in small.output
+    assert "streamed" not in roomy.output and roomy.exit_code == 0
