@@ -9,14 +9,14 @@ EDGE   := .venv-edge
 # Two rows of the tutorial's table, to score on the device side.
 ROWS   := 'lecture_hours,lab_hours,passed\n2,3,0\n5,3,1\n' 
 
-.PHONY: install demo test lint edge-check clean
+.PHONY: install demo test lint edge-check bench bench-train clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e '.[train,dev]'
+	$(BIN)/pip install --quiet -e '.[train,report,dev]'
 	touch $(STAMP)
 
 demo: install
@@ -28,7 +28,7 @@ demo: install
 	$(BIN)/edgelr predict models/model.onnx build/demo_rows.csv
 
 lint: install
-	$(BIN)/ruff check edgelr tests
+	$(BIN)/ruff check edgelr tests bench models/reference
 
 test: lint
 	$(BIN)/python -m pytest -q
@@ -49,6 +49,14 @@ edge-check: install
 	! $(EDGE)/bin/edgelr train 2> build/edge/train.err
 	grep -q "pip install 'edgelr\[train\]'" build/edge/train.err && cat build/edge/train.err
 	@echo "edge-check: OK"
+
+# Scoring figures of spec section 7, ratios measured in one run (docs/benchmarks.md).
+bench: install
+	$(BIN)/python bench/scoring.py
+
+# Training figures of spec section 7.
+bench-train: install
+	$(BIN)/python bench/training.py
 
 clean:
 	rm -rf $(VENV) $(EDGE) build dist *.egg-info .pytest_cache .ruff_cache

@@ -77,16 +77,39 @@ class Predictor:
         return self._class_array[label], proba
 
     def _run(self, X) -> tuple[np.ndarray, np.ndarray]:
-        features = self.as_features(X)
+        features = self._as_array(X)
         label, proba = self._session.run(["label", "probabilities"], {"features": features})
+        # Non-finite inputs are found from the output, not by a second pass over X: a NaN or
+        # an infinity in a row makes its logits infinite or NaN, so its probabilities hold a
+        # NaN or an exact 0 (exact zeros need a logit gap past ~88 otherwise). Only those
+        # rows are scanned; the error names the first bad row and feature, as before.
+        if not proba.min(initial=1.0) > 0:  # one pass over the (small) output; a NaN makes min NaN
+            cells = np.flatnonzero(~(proba.reshape(-1) > 0))  # NaN compares False too
+            self._check_finite(features, np.unique(cells // proba.shape[1]))
         return label, proba
 
     def as_features(self, X) -> np.ndarray:
-        """X as float32 of shape (n_rows, n_features), validated.
+        """X as float32 of shape (n_rows, n_features), validated (finite values only).
 
         X : 2-D array-like, one 1-D row, a mapping or a list of mappings by feature name,
         or a pandas DataFrame (columns selected by name).
         """
+        arr = self._as_array(X)
+        self._check_finite(arr, None)
+        return arr
+
+    def _check_finite(self, arr: np.ndarray, rows: np.ndarray | None) -> None:
+        """PredictorError naming the first non-finite value of ``arr`` (of ``arr[rows]``, sorted rows)."""
+        part = arr if rows is None else arr[rows]
+        finite = np.isfinite(part)
+        if np.count_nonzero(finite) != finite.size:  # what .all() says, without its Python-level wrapper
+            i, col = np.argwhere(~finite)[0]
+            row = i if rows is None else rows[i]
+            raise PredictorError(f"row {row}, feature '{self.feature_names[col]}' is {arr[row, col]}; "
+                                 "expected finite numbers")
+
+    def _as_array(self, X) -> np.ndarray:
+        """X as contiguous float32 (n_rows, n_features); shape and type checked, values not yet."""
         if not isinstance(X, np.ndarray):  # arrays skip the by-name forms: one row costs microseconds
             if isinstance(X, Mapping):
                 X = [X]
@@ -104,11 +127,6 @@ class Predictor:
         if arr.ndim != 2 or arr.shape[1] != len(self.feature_names):
             raise PredictorError(f"input has shape {np.shape(X)}; expected (n_rows, {len(self.feature_names)}) "
                                  f"with the features {', '.join(self.feature_names)}")
-        finite = np.isfinite(arr)
-        if np.count_nonzero(finite) != finite.size:  # what .all() says, without its Python-level wrapper
-            row, col = np.argwhere(~finite)[0]
-            raise PredictorError(f"row {row}, feature '{self.feature_names[col]}' is {arr[row, col]}; "
-                                 "expected finite numbers")
         return np.ascontiguousarray(arr)
 
     def _from_mappings(self, rows) -> list[list]:

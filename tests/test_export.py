@@ -258,3 +258,23 @@ def test_ort_refuses_an_ort_output_name_and_writes_nothing_on_failure(tmp_path, 
     failed = runner.invoke(main, ["export", str(binary_checkpoint), "-o", str(tmp_path / "m.onnx"), "--ort"])
     assert failed.exit_code == 1 and "Error: onnxruntime and torch disagree" in failed.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("variant", ["folded", "standardized", "float64"])
+@pytest.mark.parametrize("which", ["binary", "multiclass"])
+def test_every_graph_variant_lets_the_predictor_find_non_finite_input(request, tmp_path, which, variant):
+    """The Predictor finds NaN/inf from the outputs (NaN or exact 0 probabilities) in every graph."""
+    from edgelr.export import add_metadata
+    from edgelr.runtime import Predictor, PredictorError
+
+    state = load_checkpoint(request.getfixturevalue(f"{which}_checkpoint"))
+    model = to_onnx(state, variant)
+    add_metadata(model, state, {})
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    predictor = Predictor(tmp_path / "m.onnx")
+    for bad in (np.nan, np.inf, -np.inf):
+        for col in range(5):
+            X = np.ones((3, 5))
+            X[1, col] = bad
+            with pytest.raises(PredictorError, match=f"row 1, feature 'f{col}' is"):
+                predictor.predict_proba(X)

@@ -64,6 +64,20 @@ def test_properties_multiclass_and_mapping_order(multiclass, X, order):
     np.testing.assert_array_equal(multiclass.predict_proba(rows), proba)
 
 
+@settings(max_examples=60, deadline=None)
+@given(X=finite_rows, data=st.data())
+def test_any_non_finite_value_is_named(binary, multiclass, X, data):
+    """NaN or +-inf anywhere, in any number of cells: the error names the first one (row-major)."""
+    X = X.copy()
+    cells = data.draw(st.lists(st.tuples(st.integers(0, X.shape[0] - 1), st.integers(0, 4)), min_size=1, max_size=4))
+    for row, col in cells:
+        X[row, col] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    row, col = np.argwhere(~np.isfinite(X))[0]  # the reference: numpy on the input itself
+    for predictor in (binary, multiclass):
+        with pytest.raises(PredictorError, match=rf"^row {row}, feature 'f{col}' is (nan|inf|-inf); expected finite"):
+            predictor.predict_proba(X)
+
+
 def test_metadata_and_dtypes(binary, multiclass):
     assert binary.feature_names == ["f0", "f1", "f2", "f3", "f4"]
     assert binary.classes == [0, 1] and binary.threshold == 0.5
