@@ -24,10 +24,11 @@ def predict_csv(predictor: Predictor, data: str | os.PathLike, out: TextIO) -> i
     or an id column scores as is. Rows stream through in blocks: memory stays flat.
     """
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["label", *(f"probability_{c}" for c in predictor.classes)])
     rows = 0
     for block in iter_feature_blocks(data, predictor.feature_names):
         labels, proba = predictor.predict_with_proba(block)
+        if rows == 0:  # the header only once the file has proved readable: no stray line on stdout
+            writer.writerow(["label", *(f"probability_{c}" for c in predictor.classes)])
         # %.9g keeps every float32 digit; the label column is the class name.
         writer.writerows([label, *(f"{p:.9g}" for p in row)] for label, row in zip(labels, proba.tolist()))
         rows += proba.shape[0]

@@ -163,6 +163,10 @@ def test_predict_bad_input_leaves_no_file(tmp_path, binary_onnx):
     empty.write_text("")
     bad = CliRunner().invoke(main, ["predict", str(binary_onnx), str(empty)])
     assert bad.exit_code == 1 and "the file is empty" in bad.stderr
+    missing = write_csv(tmp_path / "missing.csv", ["f0", "f1"], [[1, 2]])
+    to_stdout = CliRunner().invoke(main, ["predict", str(binary_onnx), str(missing)])
+    assert to_stdout.exit_code == 1 and to_stdout.stdout == ""  # no header line before the error
+    assert "feature column 'f2', 'f3', 'f4' not found" in to_stdout.stderr
 
 
 def test_evaluate_matches_sklearn_metrics(tmp_path, multiclass, multiclass_onnx, multiclass_csv):
