@@ -220,3 +220,14 @@ def test_runtime_imports_no_other_edgelr_module():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert imported <= {"__future__", "json", "os", "collections", "numpy", "onnxruntime"}
+
+
+def test_pandas_dataframe_columns_by_name(binary):
+    """A DataFrame is selected by column name: extra columns and any order are fine."""
+    pd = pytest.importorskip("pandas", reason="pandas is optional on the device; the dev extra installs it")
+    X, _ = make_data(2, n_rows=30, seed=9)
+    frame = pd.DataFrame(X, columns=binary.feature_names)
+    shuffled = frame[["f3", "f0", "f4", "f2", "f1"]].assign(row_id=range(30), note="x")
+    np.testing.assert_array_equal(binary.predict_proba(shuffled), binary.predict_proba(X))
+    with pytest.raises(PredictorError, match="the DataFrame: missing f1; expected the features"):
+        binary.predict_proba(frame.drop(columns=["f1"]))

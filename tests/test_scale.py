@@ -115,3 +115,15 @@ def test_budget_decides_streaming(tmp_path, big):
     roomy = runner.invoke(main, ["train", str(path), "-o", str(tmp_path / "b.pt"), "--memory-budget", "1GB"])
     assert "(streamed from a disk cache)" in small.output
     assert "streamed" not in roomy.output and roomy.exit_code == 0
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU; CI has none")
+@pytest.mark.parametrize("budget", [[], ["--memory-budget", "64kB"]])
+def test_cuda_training_in_memory_and_streamed_equals_cpu(tmp_path, big, budget):
+    """On the GPU: data resident for full batch, pinned non-blocking copies when streamed."""
+    path, X = big
+    train(path, "-o", tmp_path / "cpu.pt", "--device", "cpu")
+    gpu = train(path, "-o", tmp_path / "gpu.pt", "--device", "cuda", *budget)
+    assert LogisticRegression.load(tmp_path / "gpu.pt").config_["device"].startswith("cuda")
+    assert max_diff(tmp_path / "cpu.pt", tmp_path / "gpu.pt", X) < 1e-4
+    assert gpu["history"][0]["loss"] == pytest.approx(np.log(3), rel=1e-9)  # 3 classes, zero start
