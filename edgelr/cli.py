@@ -79,7 +79,6 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
     _require_training_extra("train", ("torch",))
     if report_dir is not None:
         _require_report_extra("train --report")  # before training, not after minutes of it
-    from edgelr.distributed import from_environment
     from edgelr.estimator import LogisticRegression
     from edgelr.outofcore import default_budget, needs_streaming, parse_size
     from edgelr.train import resolve_device
@@ -92,7 +91,11 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
         seed=seed, device=device,
     )
     settings = estimator.settings()
-    cluster = from_environment(resolve_device(device))
+    cluster = None
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # under torchrun; torch.distributed takes ~1 s to import
+        from edgelr.distributed import from_environment
+
+        cluster = from_environment(resolve_device(device))
     streamed = data is not None and needs_streaming(data, budget)
     if streamed and report_dir is not None:
         raise ConfigError(f"{data}: --report scores rows in memory, and this file is past the memory budget; "

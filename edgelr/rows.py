@@ -11,6 +11,7 @@ the cast, so features with a large mean and a small spread keep their precision.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -33,8 +34,10 @@ class InMemoryRows:
     X : ndarray (n, d) raw features; y : (n,) int64; sample_weight : (n,) or None.
     """
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, sample_weight, mean, scale, device: torch.device):
-        self.X = standardize_to_tensor(X, mean, scale, device)  # (n, d) float32
+    def __init__(self, X: np.ndarray, y: np.ndarray, sample_weight, mean, scale, device: torch.device,
+                 index: np.ndarray | None = None):
+        # index: the rows of X to hold (y and sample_weight are already aligned with it)
+        self.X = standardize_to_tensor(X, mean, scale, device, index=index)  # (n, d) float32
         self.y = torch.as_tensor(y, dtype=torch.int64, device=device)
         self.sample_weight = (None if sample_weight is None
                               else torch.as_tensor(sample_weight, dtype=torch.float64, device=device))
@@ -86,15 +89,31 @@ class StreamedRows:
                 yield X[start:stop], y[start:stop], None if w is None else w[start:stop]
 
 
-def standardize_to_tensor(X: np.ndarray, mean, scale, device: torch.device, *, pin: bool = False) -> torch.Tensor:
-    """(X - mean) / scale computed in float64, stored float32; chunked to bound temporaries."""
-    out = torch.empty(X.shape, dtype=torch.float32, pin_memory=pin and torch.cuda.is_available())
-    target = out.numpy()
-    step = max(1, 2**22 // max(X.shape[1], 1))  # ~32 MB of float64 temporaries at a time
-    for start in range(0, X.shape[0], step):
-        chunk = np.asarray(X[start : start + step], dtype=np.float64)  # may be a view of X: no in-place
-        target[start : start + step] = (chunk - mean) / scale
+def standardize_to_tensor(X: np.ndarray, mean, scale, device: torch.device, *, pin: bool = False,
+                          index: np.ndarray | None = None) -> torch.Tensor:
+    """(X[index] - mean) / scale computed in float64, stored float32 (n, d), C-ordered.
+
+    In row blocks with torch's threads: no full-size temporary, and X may be in any memory
+    order (pandas hands columns over as a Fortran-ordered array).
+    """
+    n = X.shape[0] if index is None else index.size
+    out = torch.empty((n, X.shape[1]), dtype=torch.float32, pin_memory=pin and torch.cuda.is_available())
+    shift = torch.as_tensor(mean, dtype=torch.float64)
+    inv_scale = 1.0 / torch.as_tensor(scale, dtype=torch.float64)
+    for start, part in row_chunks(X, index, 2**19):  # 4 MB float64 temporaries: they stay in the cache
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a read-only array: it is only read here
+            src = torch.as_tensor(np.asarray(part, dtype=np.float64))
+        out[start : start + part.shape[0]] = (src - shift).mul_(inv_scale)
     return out.to(device, non_blocking=pin) if device.type != "cpu" else out
+
+
+def row_chunks(X: np.ndarray, index: np.ndarray | None, cells: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(position, rows) of X[index] (all of X when index is None) in chunks of about ``cells`` values."""
+    step = max(1, cells // max(X.shape[1], 1))
+    n = X.shape[0] if index is None else index.size
+    for start in range(0, n, step):
+        yield start, (X[start : start + step] if index is None else X[index[start : start + step]])
 
 
 SumFn = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks (identity in one process)

@@ -19,7 +19,7 @@ from edgelr.data import Dataset, moments_of_chunks, read_label_cells, scale_of, 
 from edgelr.errors import DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
 from edgelr.metrics import classification_metrics
-from edgelr.rows import InMemoryRows, StreamedRows
+from edgelr.rows import InMemoryRows, StreamedRows, row_chunks
 from edgelr.train import ProgressFn, resolve_device
 
 if TYPE_CHECKING:
@@ -150,17 +150,17 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     device = cluster.device if cluster else resolve_device(estimator.device)
     share = cluster.share if cluster else (lambda rows: rows)
     mine = share(train_rows)
-    X = dataset.X[mine]
-    step = max(1, 2**22 // max(X.shape[1], 1))
-    moments = moments_of_chunks((X[i : i + step] for i in range(0, X.shape[0], step)), X.shape[1])
+    X, d = dataset.X, dataset.X.shape[1]
+    # Chunks of the selected rows: no full-size copy of the training split.
+    moments = moments_of_chunks((part for _, part in row_chunks(X, mine, 2**22)), d)
     if cluster:
         moments = cluster.merge_moments(moments)
-    mean, scale = estimator.scaler((moments.mean, scale_of(moments)), X.shape[1])
+    mean, scale = estimator.scaler((moments.mean, scale_of(moments)), d)
     weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes))  # global class counts
-    rows = InMemoryRows(X, dataset.y[mine], None if weights is None else share(weights), mean, scale, device)
-    del X
+    rows = InMemoryRows(X, dataset.y[mine], None if weights is None else share(weights), mean, scale, device,
+                        index=mine)
     val_mine = share(val_rows)
-    validation = (InMemoryRows(dataset.X[val_mine], dataset.y[val_mine], None, mean, scale, device)
+    validation = (InMemoryRows(X, dataset.y[val_mine], None, mean, scale, device, index=val_mine)
                   if val_rows.size else None)
     estimator.fit_rows(
         rows, classes=dataset.classes, feature_names=dataset.feature_names, mean=mean, scale=scale, device=device,
@@ -171,7 +171,9 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
 
 def _metrics(estimator: LogisticRegression, dataset: Dataset, rows: np.ndarray) -> dict:
     # The dataset's class indices are the estimator's: both are sorted(set(labels)).
-    return classification_metrics(dataset.y[rows], estimator.predict_proba(dataset.X[rows]))
+    # In chunks: no full-size copy of the rows (nor float64 temporaries of them).
+    proba = np.concatenate([estimator.predict_proba(part) for _, part in row_chunks(dataset.X, rows, 2**22)])
+    return classification_metrics(dataset.y[rows], proba)
 
 
 def report_training(dataset: Dataset, result: TrainResult, out_dir: str | os.PathLike) -> Report:

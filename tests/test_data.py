@@ -336,10 +336,13 @@ def test_numeric_fast_path_matches_pandas_and_the_exact_reader(tmp_path, monkeyp
     np.testing.assert_array_equal(fast.X, reference[["a", "b", "c", "d"]].to_numpy())
     assert fast.classes == [0, 1, 2] and all(isinstance(c, int) for c in fast.classes)
     np.testing.assert_array_equal(fast.y, reference["label"].to_numpy().astype(int))
+    monkeypatch.setattr(data, "_all_numeric", data._all_numeric_numpy)  # an install without pandas
+    numpy_path = read_csv(path)
+    np.testing.assert_array_equal(numpy_path.X, fast.X)
     monkeypatch.setattr(data, "_all_numeric", lambda path, width: None)  # force the exact reader
     exact = read_csv(path)
     np.testing.assert_array_equal(exact.X, fast.X)
-    assert exact.classes == fast.classes
+    assert exact.classes == fast.classes == numpy_path.classes
 
 
 @pytest.mark.parametrize("body,match", [
@@ -347,7 +350,12 @@ def test_numeric_fast_path_matches_pandas_and_the_exact_reader(tmp_path, monkeyp
     ("1,2,0\n3,nan,1\n", "line 3, column 'b': got 'nan' \\(not finite\\)"),
     ("1,2,0\n3,,1\n", "line 3, column 'b': empty cell"),
 ])
-def test_fast_path_failures_still_name_line_and_column(tmp_path, body, match):
+@pytest.mark.parametrize("reader", ["pandas", "numpy"])
+def test_fast_path_failures_still_name_line_and_column(tmp_path, monkeypatch, body, match, reader):
+    import edgelr.data as data
+
+    if reader == "numpy":
+        monkeypatch.setattr(data, "_all_numeric", data._all_numeric_numpy)
     path = tmp_path / "bad.csv"
     path.write_text("a,b,y\n" + body)
     with pytest.raises(DataError, match=match):
