@@ -29,6 +29,46 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]
     return out
 
 
+class MetricsAccumulator:
+    """``classification_metrics`` over chunks of rows, for data streamed past the memory budget.
+
+    Keeps sums and counts, plus, for a binary model's ROC AUC, one float64 score and
+    one byte of label per row, instead of every row's probabilities.
+    """
+
+    def __init__(self) -> None:
+        self.rows = self.correct = self.tp = self.fp = self.fn = 0
+        self.nll = 0.0
+        self.binary: bool | None = None
+        self._scores: list[np.ndarray] = []
+        self._positive: list[np.ndarray] = []
+
+    def update(self, y: np.ndarray, proba: np.ndarray) -> None:
+        y = np.asarray(y, dtype=np.int64)
+        proba = np.asarray(proba, dtype=np.float64)
+        pred = predicted_labels(proba)
+        self.binary = proba.shape[1] == 2
+        self.rows += y.size
+        self.correct += int(np.sum(pred == y))
+        self.nll += float(-np.sum(np.log(np.clip(proba[np.arange(y.size), y], _EPS, 1.0))))
+        if self.binary:
+            self.tp += int(np.sum((pred == 1) & (y == 1)))
+            self.fp += int(np.sum((pred == 1) & (y == 0)))
+            self.fn += int(np.sum((pred == 0) & (y == 1)))
+            self._scores.append(proba[:, 1].copy())
+            self._positive.append((y == 1).astype(np.int8))
+
+    def result(self) -> dict[str, float]:
+        out = {"accuracy": self.correct / self.rows, "log_loss": self.nll / self.rows}
+        if self.binary:
+            precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+            recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            out.update({"precision": precision, "recall": recall, "f1": f1})
+            out["roc_auc"] = roc_auc(np.concatenate(self._positive), np.concatenate(self._scores))
+        return out
+
+
 def predicted_labels(proba: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """Class indices: positive when p1 > threshold (binary, as scikit-learn), else argmax."""
     if proba.shape[1] == 2:

@@ -9,6 +9,8 @@ stay counted in the process's resident memory.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import re
 import tempfile
@@ -33,6 +35,7 @@ _UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 
 # Bytes the in-memory path needs per byte of CSV: the parsed float64 table, the
 # training copy, its float32 standardized copy (numbers take ~8-10 characters in a CSV).
 _IN_MEMORY_FACTOR = 3
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 
 def parse_size(text: str) -> int:
@@ -131,6 +134,19 @@ def _write_cache_exact(table, cache: str, feature_names: list[str], label_name: 
 def _codes(values: list, distinct: dict) -> np.ndarray:
     """Index of each value in ``distinct`` (grown in first-seen order)."""
     return np.fromiter((distinct.setdefault(v, len(distinct)) for v in values), dtype=np.int32, count=len(values))
+
+
+def return_freed_memory() -> None:
+    """Have glibc hand freed chunk buffers back to the system at once.
+
+    By default glibc raises its mmap threshold after the first large free, so the
+    chunk-sized buffers of later passes come from the heap and stay counted in the
+    process's memory after use; at 2M rows that added ~50 MB over the budget. A fixed
+    threshold keeps buffers of 1 MB and more in their own mappings. Other C libraries:
+    nothing to do, nothing done.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 2**20)
 
 
 def scratch_folder() -> tempfile.TemporaryDirectory:

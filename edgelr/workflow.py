@@ -18,7 +18,7 @@ from edgelr.checkpoint import build_model, load_checkpoint
 from edgelr.data import Dataset, moments_of_chunks, read_label_cells, scale_of, stratified_split
 from edgelr.errors import DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
-from edgelr.metrics import classification_metrics
+from edgelr.metrics import MetricsAccumulator, classification_metrics
 from edgelr.rows import InMemoryRows, StreamedRows, row_chunks
 from edgelr.train import ProgressFn, resolve_device
 
@@ -79,9 +79,10 @@ def train_streamed(
     (labels, the split, the probabilities for the metrics); lbfgs reaches the
     in-memory optimum because each evaluation still sums over every training row.
     """
-    from edgelr.outofcore import cache_csv, chunk_rows_for, scratch_folder
+    from edgelr.outofcore import cache_csv, chunk_rows_for, return_freed_memory, scratch_folder
 
     estimator.settings()  # bad settings fail before the pass over the file
+    return_freed_memory()
     device = cluster.device if cluster else resolve_device(estimator.device)
     share = cluster.share if cluster else (lambda rows: rows)
     with scratch_folder() as folder:
@@ -108,8 +109,10 @@ def train_streamed(
         summary = _summary(table, train_rows, val_rows)
 
         def metrics_of(rows):
-            proba = np.concatenate([estimator.predict_proba(raw) for _, raw in source(rows).chunks()])
-            return classification_metrics(table.y[rows], proba)
+            metrics = MetricsAccumulator()  # sums per chunk: no probabilities of every row held
+            for where, raw in source(rows).chunks():
+                metrics.update(table.y[rows[where]], estimator.predict_proba(raw))
+            return metrics.result()
 
         metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
     return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))

@@ -184,3 +184,30 @@ def test_confusion_matrix_matches_sklearn(n_classes):
     pred = predicted_labels(proba)
     np.testing.assert_array_equal(confusion_matrix(y, pred, n_classes),
                                   skm.confusion_matrix(y, pred, labels=range(n_classes)))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_streaming_accumulator_equals_sklearn(n_classes):
+    """MetricsAccumulator over uneven chunks gives scikit-learn's numbers (ties in the scores included)."""
+    from sklearn import metrics as skm
+
+    from edgelr.metrics import MetricsAccumulator
+
+    rng = np.random.default_rng(n_classes)
+    y = rng.integers(0, n_classes, 997)
+    proba = rng.dirichlet(np.ones(n_classes), size=997).round(2)  # rounding makes ties
+    proba /= proba.sum(axis=1, keepdims=True)
+    acc = MetricsAccumulator()
+    for chunk in np.array_split(np.arange(997), [10, 400, 401, 900]):
+        acc.update(y[chunk], proba[chunk])
+    got = acc.result()
+    pred = (proba[:, 1] > 0.5).astype(int) if n_classes == 2 else proba.argmax(1)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y, proba, labels=list(range(n_classes))), rel=1e-12)
+    if n_classes == 2:
+        assert got["precision"] == pytest.approx(skm.precision_score(y, pred))
+        assert got["recall"] == pytest.approx(skm.recall_score(y, pred))
+        assert got["f1"] == pytest.approx(skm.f1_score(y, pred))
+        assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba[:, 1]))
+    else:
+        assert "roc_auc" not in got
