@@ -111,6 +111,8 @@ def standardize_to_tensor(X: np.ndarray, mean, scale, device: torch.device, *, p
 def row_chunks(X: np.ndarray, index: np.ndarray | None, cells: int) -> Iterator[tuple[int, np.ndarray]]:
     """(position, rows) of X[index] (all of X when index is None) in chunks of about ``cells`` values."""
     step = max(1, cells // max(X.shape[1], 1))
+    if index is not None and index.size == X.shape[0] and (index.size == 0 or index[-1] == index.size - 1):
+        index = None  # every row, in order (sorted unique indices): slices, not gathers
     n = X.shape[0] if index is None else index.size
     for start in range(0, n, step):
         yield start, (X[start : start + step] if index is None else X[index[start : start + step]])
