@@ -91,15 +91,16 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
         seed=seed, device=device,
     )
     settings = estimator.settings()
-    cluster = None
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # under torchrun; torch.distributed takes ~1 s to import
-        from edgelr.distributed import from_environment
-
-        cluster = from_environment(resolve_device(device))
     streamed = data is not None and needs_streaming(data, budget)
     if streamed and report_dir is not None:
         raise ConfigError(f"{data}: --report scores rows in memory, and this file is past the memory budget; "
                           "expected 'edgelr report' on a sample of the rows instead")
+    cluster = None
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # under torchrun; torch.distributed takes ~1 s to import
+        from edgelr.distributed import check_supported, from_environment
+
+        check_supported(settings)
+        cluster = from_environment(resolve_device(device))
     main_rank = cluster is None or cluster.is_main
     try:
         with _ProgressBar(enabled=not as_json and main_rank, total=settings.resolved_epochs) as progress:

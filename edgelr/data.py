@@ -453,9 +453,14 @@ def _all_numeric(path: str, width: int) -> np.ndarray | None:
         return _all_numeric_numpy(path, width)
     try:
         # A ragged row either raises (too many fields) or leaves a NaN (too few): both fall back.
-        table = pd.read_csv(path, dtype=np.float64, engine="c", encoding="utf-8-sig").to_numpy()
+        frame = pd.read_csv(path, dtype=np.float64, engine="c", encoding="utf-8-sig")
     except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError):
         return None
+    # Rows one field longer than the header make pandas take the first column as the row
+    # index, silently shifting every column: only a plain row count is trusted.
+    if not isinstance(frame.index, pd.RangeIndex):
+        return None
+    table = frame.to_numpy()
     if table.shape[0] == 0 or table.shape[1] != width or not _all_finite(table):
         return None
     return table

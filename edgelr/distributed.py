@@ -7,6 +7,7 @@ L-BFGS steps on the same numbers as one process holding every row would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -35,24 +36,46 @@ class Cluster:
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """Elementwise sum over ranks (a new tensor; the argument is left as it was)."""
         out = tensor.detach().clone()
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        with self._collective("summing the gradient"):
+            dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
 
     def merge_moments(self, local: Moments) -> Moments:
         """Combine every rank's moments, in rank order, so all ranks get the same result."""
         gathered: list[Moments | None] = [None] * self.world_size
-        dist.all_gather_object(gathered, local)
+        with self._collective("combining the standardization statistics"):
+            dist.all_gather_object(gathered, local)
         total = Moments(0.0, np.zeros_like(local.mean), np.zeros_like(local.m2))
         for part in gathered:
             total = total.merge(part)
         return total
 
     def barrier(self) -> None:
-        dist.barrier()
+        with self._collective("waiting for rank 0 to write the checkpoint"):
+            dist.barrier()
+
+    @contextlib.contextmanager
+    def _collective(self, what: str):
+        # Another rank that stopped on an error (and printed it) breaks the collective
+        # here: one line on this rank too, not the backend's traceback.
+        try:
+            yield
+        except RuntimeError as exc:
+            raise ConfigError(f"rank {self.rank}: another rank stopped while {what} (its error is above); "
+                              f"expected every rank to run to the end") from exc
 
     def close(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def check_supported(settings) -> None:
+    """Mini-batches are drawn from each rank's own rows, so they would not add up to a
+    one-process run; full-batch training (lbfgs, or sgd/adam without --batch-size) does."""
+    if settings.batch_size is not None:
+        raise ConfigError(f"--batch-size {settings.batch_size} under torchrun: each rank would step on its own "
+                          "mini-batches and the ranks' models would drift apart; expected full-batch training "
+                          "(no --batch-size) when running data-parallel")
 
 
 def from_environment(device: torch.device) -> Cluster | None:

@@ -115,6 +115,9 @@ class LogisticRegression:
         cross-entropy to every history entry as ``val_loss``.
         """
         settings = self.settings()
+        if sum_ranks is not None and settings.batch_size is not None:
+            raise ConfigError("mini-batches with several ranks would not add up to one model; "
+                              "expected full-batch training (batch_size=None) when data-parallel")
         model = LogisticModel(len(feature_names), len(classes)).to(device)
         objective = Objective(model, rows, C=self.C, penalty=self.penalty, n_total=n_total, sum_ranks=sum_ranks)
         held_out = None if validation is None else Objective(

@@ -132,19 +132,19 @@ def export_checkpoint(
     failure: ParityError | None = None
     for variant in GRAPHS:
         model = to_onnx(state, variant, opset)
+        ort_files = ort_report = None
         try:
             report = check_parity(state, session_for(model.SerializeToString()), data=rows, atol=atol, rtol=rtol)
+            add_metadata(model, state, {"edgelr.parity": report.to_metadata(variant)})
+            if ort_format:  # the ORT model is optimized further: it must pass on its own
+                ort_files = to_ort(model.SerializeToString(), Path(out).with_suffix(".ort").name)
+                ort_report = check_parity(state, session_for(ort_files.model), data=rows, atol=atol, rtol=rtol)
         except ParityError as exc:
             failure = exc
             notes.append(f"{variant} graph failed the parity check ({exc}); trying a more precise graph")
             continue
-        add_metadata(model, state, {"edgelr.parity": report.to_metadata(variant)})
         onnx.checker.check_model(model, full_check=True)
-        result = ExportResult(os.fspath(out), variant, report, notes)
-        ort_files = None
-        if ort_format:
-            ort_files = to_ort(model.SerializeToString(), Path(out).with_suffix(".ort").name)
-            result.ort_report = check_parity(state, session_for(ort_files.model), data=rows, atol=atol, rtol=rtol)
+        result = ExportResult(os.fspath(out), variant, report, notes, ort_report=ort_report)
         with atomic_path(out) as tmp:
             onnx.save_model(model, os.fspath(tmp))
         if ort_files is not None:

@@ -52,19 +52,15 @@ class MetricsAccumulator:
         self.correct += int(np.sum(pred == y))
         self.nll += float(-np.sum(np.log(np.clip(proba[np.arange(y.size), y], _EPS, 1.0))))
         if self.binary:
-            self.tp += int(np.sum((pred == 1) & (y == 1)))
-            self.fp += int(np.sum((pred == 1) & (y == 0)))
-            self.fn += int(np.sum((pred == 0) & (y == 1)))
+            tp, fp, fn = _binary_counts(y, pred)
+            self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn
             self._scores.append(proba[:, 1].copy())
             self._positive.append((y == 1).astype(np.int8))
 
     def result(self) -> dict[str, float]:
         out = {"accuracy": self.correct / self.rows, "log_loss": self.nll / self.rows}
         if self.binary:
-            precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
-            recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-            out.update({"precision": precision, "recall": recall, "f1": f1})
+            out.update(scores_from_counts(self.tp, self.fp, self.fn))
             out["roc_auc"] = roc_auc(np.concatenate(self._positive), np.concatenate(self._scores))
         return out
 
@@ -83,9 +79,16 @@ def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
 
 def binary_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """Precision, recall and F1 of class 1; 0.0 where undefined (as scikit-learn warns and does)."""
-    tp = float(np.sum((pred == 1) & (y == 1)))
-    fp = float(np.sum((pred == 1) & (y == 0)))
-    fn = float(np.sum((pred == 0) & (y == 1)))
+    return scores_from_counts(*_binary_counts(y, pred))
+
+
+def _binary_counts(y: np.ndarray, pred: np.ndarray) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) of class 1."""
+    return (int(np.sum((pred == 1) & (y == 1))), int(np.sum((pred == 1) & (y == 0))),
+            int(np.sum((pred == 0) & (y == 1))))
+
+
+def scores_from_counts(tp: int, fp: int, fn: int) -> dict[str, float]:
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -31,7 +31,7 @@ from edgelr.data import (
 from edgelr.errors import ConfigError
 
 _UNITS = {"": 1, "B": 1, "K": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6, "G": 10**9, "GB": 10**9,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+          "T": 10**12, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 # Bytes the in-memory path needs per byte of CSV: the parsed float64 table, the
 # training copy, its float32 standardized copy (numbers take ~8-10 characters in a CSV).
 _IN_MEMORY_FACTOR = 3
@@ -42,9 +42,12 @@ def parse_size(text: str) -> int:
     """'128MB', '1.5GiB', '500k', '1000000' -> bytes."""
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text or "")
     unit = match.group(2).upper() if match else None
-    if not match or unit not in _UNITS or float(match.group(1)) <= 0:
+    if not match or unit not in _UNITS:
         raise ConfigError(f"--memory-budget '{text}' is not understood; expected a size such as 256MB, 2GB or 512MiB")
-    return int(float(match.group(1)) * _UNITS[unit])
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size < 1:
+        raise ConfigError(f"--memory-budget '{text}' is {size} bytes; expected a size above 0, such as 256MB")
+    return size
 
 
 def default_budget() -> int:

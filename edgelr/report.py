@@ -2,8 +2,8 @@
 
 Plots are drawn with matplotlib's Agg canvas on ``Figure`` objects, never through
 pyplot, so no display and no global figure state are involved. Everything is rendered
-in memory first and only then written, each file atomically: a report that fails
-half way writes nothing.
+in memory first and only then written, each file atomically and the card last: a
+failure while drawing writes nothing, and no file is ever left half-written.
 
 Torch-free: it takes the checkpoint as a dict and the model's probabilities as arrays;
 ``edgelr.workflow`` computes them.

@@ -69,13 +69,22 @@ class StreamedRows:
         self._rows = block_rows(mean.size)
 
     def chunks(self) -> Iterator[tuple[slice, np.ndarray]]:
-        """(positions in ``index``, raw float64 features) per chunk, in file order."""
-        for start in range(0, self.n, self.chunk_rows):
-            rows = self.index[start : start + self.chunk_rows]
-            raw = self.read(int(rows[0]), int(rows[-1]) + 1)  # one contiguous read ...
+        """(positions in ``index``, raw float64 features) per chunk, in file order.
+
+        Each chunk is one contiguous read of at most ``chunk_rows`` rows of the file, then
+        the selected rows of it: a sparse index (the validation split, one rank's share)
+        never makes a read larger than the budget allows.
+        """
+        lo = 0
+        while lo < self.n:
+            first = int(self.index[lo])
+            hi = int(np.searchsorted(self.index, first + self.chunk_rows, side="left"))
+            rows = self.index[lo:hi]
+            raw = self.read(first, int(rows[-1]) + 1)
             if raw.shape[0] != rows.size:
-                raw = raw[rows - rows[0]]  # ... then the selected rows of it
-            yield slice(start, start + rows.size), raw
+                raw = raw[rows - first]
+            yield slice(lo, hi), raw
+            lo = hi
 
     def blocks(self) -> Iterator[Block]:
         pin = self.device.type == "cuda"  # pinned host memory: the copy to the GPU overlaps

@@ -126,7 +126,11 @@ class Objective:
             losses = losses * w
         return losses.mean() + self._penalty()
 
-    def loss_and_grad(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def loss(self) -> torch.Tensor:
+        """Full objective (float64 scalar), without the gradient's product."""
+        return self.loss_and_grad(grad=False)[0]
+
+    def loss_and_grad(self, grad: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Full objective (float64 scalar) and its gradient [dW, db], in one pass over the rows.
 
         The gradient is written out rather than taken by autograd so that each block is
@@ -137,12 +141,13 @@ class Objective:
         for X, y, w in self.rows.blocks():
             z = torch.addmm(b, X, W.T).double()  # (m, k) logits
             losses = self._losses(z, y)
-            G = self._dloss_dz(z, y)  # (m, k)
-            if w is not None:
-                losses, G = losses * w, G * w[:, None]
-            total[0] += losses.sum()
-            total[1 : 1 + W.numel()] += (G.T.float() @ X).double().reshape(-1)
-            total[1 + W.numel() :] += G.sum(dim=0)
+            total[0] += (losses if w is None else losses * w).sum()
+            if grad:
+                G = self._dloss_dz(z, y)  # (m, k)
+                if w is not None:
+                    G = G * w[:, None]
+                total[1 : 1 + W.numel()] += (G.T.float() @ X).double().reshape(-1)
+                total[1 + W.numel() :] += G.sum(dim=0)
         total = self.sum_ranks(total) / self.n_total
         loss = total[0] + self._penalty().detach()
         dW = total[1 : 1 + W.numel()].reshape(W.shape) + self.l2 * W.double()
@@ -196,7 +201,7 @@ def _entry(epoch: int, loss: float, validation: Objective | None) -> dict:
     entry = {"epoch": epoch, "loss": loss}
     if validation is not None:
         with torch.no_grad():
-            entry["val_loss"] = validation.loss_and_grad()[0].item()
+            entry["val_loss"] = validation.loss().item()
     return entry
 
 
@@ -229,7 +234,7 @@ def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list
 def _fit_first_order(objective, params, settings, lr, epochs, progress, validation) -> list[dict]:
     opt = torch.optim.SGD(params, lr=lr) if settings.optimizer == "sgd" else torch.optim.Adam(params, lr=lr)
     gen = torch.Generator(device="cpu").manual_seed(settings.seed)
-    history = [_entry(0, objective.loss_and_grad()[0].item(), validation)]
+    history = [_entry(0, objective.loss().item(), validation)]
     for epoch in range(1, epochs + 1):
         if settings.batch_size is None:
             _set_grads(params, objective.loss_and_grad()[1])  # full batch: every row, every rank
@@ -242,7 +247,7 @@ def _fit_first_order(objective, params, settings, lr, epochs, progress, validati
                     opt.zero_grad(set_to_none=True)
                     objective.batch_loss(X[rows], y[rows], None if w is None else w[rows]).backward()
                     opt.step()
-        loss = objective.loss_and_grad()[0].item()
+        loss = objective.loss().item()
         history.append(_entry(epoch, loss, validation))
         if progress:
             progress(epoch, loss)

@@ -360,3 +360,11 @@ def test_fast_path_failures_still_name_line_and_column(tmp_path, monkeypatch, bo
     path.write_text("a,b,y\n" + body)
     with pytest.raises(DataError, match=match):
         read_csv(path)
+
+
+def test_rows_one_field_longer_than_the_header_are_an_error(tmp_path):
+    """pandas would read the extra field as a row index and shift every column: never a model."""
+    path = tmp_path / "shifted.csv"
+    path.write_text("a,b,y\n1,2,0,7\n3,4,1,8\n5,6,0,9\n")
+    with pytest.raises(DataError, match="line 2: 4 fields, expected 3 as in the header"):
+        read_csv(path)

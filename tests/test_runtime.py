@@ -231,3 +231,12 @@ def test_pandas_dataframe_columns_by_name(binary):
     np.testing.assert_array_equal(binary.predict_proba(shuffled), binary.predict_proba(X))
     with pytest.raises(PredictorError, match="the DataFrame: missing f1; expected the features"):
         binary.predict_proba(frame.drop(columns=["f1"]))
+
+
+def test_finite_but_overflowing_features_are_an_error_not_nan(multiclass):
+    X = np.zeros((3, 5), dtype=np.float32)
+    X[2] = [3e38, -3e38, 3e38, -3e38, 3e38]  # finite in float32; the logits overflow to inf - inf
+    raw = multiclass.session.run(None, {"features": X})[1]
+    assert np.isnan(raw[2]).any() and np.isfinite(raw[:2]).all()  # what the graph alone would return
+    with pytest.raises(PredictorError, match="row 2: feature values too large to score in float32"):
+        multiclass.predict_proba(X)

@@ -76,16 +76,22 @@ def test_streamed_bad_cell_names_line_and_column(tmp_path):
 
 
 @pytest.mark.parametrize("text,expected", [("128MB", 128 * 10**6), ("1.5GiB", int(1.5 * 2**30)), ("512k", 512_000),
-                                           ("1000000", 10**6)])
+                                           ("1000000", 10**6), ("2TB", 2 * 10**12)])
 def test_parse_size(text, expected):
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("text", ["lots", "12XB", "-5MB", "0"])
-def test_bad_memory_budget_is_a_clear_error(tmp_path, text):
+@pytest.mark.parametrize("text,match", [
+    ("lots", "is not understood; expected a size such as 256MB"),
+    ("12XB", "is not understood; expected a size such as 256MB"),
+    ("-5MB", "is not understood; expected a size such as 256MB"),
+    ("0", "is 0 bytes; expected a size above 0"),
+    ("0.5B", "is 0 bytes; expected a size above 0"),
+])
+def test_bad_memory_budget_is_a_clear_error(tmp_path, text, match):
     result = CliRunner().invoke(main, ["train", "-o", str(tmp_path / "m.pt"), "--memory-budget", text])
     assert result.exit_code == 1
-    assert f"Error: --memory-budget '{text}' is not understood; expected a size such as 256MB" in result.output
+    assert f"Error: --memory-budget '{text}' {match}" in result.output
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
@@ -127,3 +133,35 @@ def test_cuda_training_in_memory_and_streamed_equals_cpu(tmp_path, big, budget):
     assert LogisticRegression.load(tmp_path / "gpu.pt").config_["device"].startswith("cuda")
     assert max_diff(tmp_path / "cpu.pt", tmp_path / "gpu.pt", X) < 1e-4
     assert gpu["history"][0]["loss"] == pytest.approx(np.log(3), rel=1e-9)  # 3 classes, zero start
+
+
+def test_minibatches_under_torchrun_are_refused_before_any_work(tmp_path, big, monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    path, _ = big
+    result = CliRunner().invoke(main, ["train", str(path), "--optimizer", "sgd", "--batch-size", "32",
+                                       "-o", str(tmp_path / "m.pt")])
+    assert result.exit_code == 1
+    assert "Error: --batch-size 32 under torchrun" in result.output and "expected full-batch" in result.output
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_streamed_chunks_never_read_more_than_chunk_rows():
+    """A sparse index (a validation split, one rank's share) still reads the file in bounded windows."""
+    import torch
+
+    from edgelr.rows import StreamedRows
+
+    cache = np.arange(10_000 * 3, dtype=np.float64).reshape(10_000, 3)
+    reads = []
+
+    def read(start, stop):
+        reads.append(stop - start)
+        return cache[start:stop]
+
+    index = np.arange(0, 10_000, 37)  # every 37th row
+    rows = StreamedRows(read, np.zeros(10_000, dtype=np.int64), index, None, np.zeros(3), np.ones(3),
+                        torch.device("cpu"), chunk_rows=100)
+    got = np.concatenate([raw for _, raw in rows.chunks()])
+    np.testing.assert_array_equal(got, cache[index])
+    assert max(reads) <= 100
