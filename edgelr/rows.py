@@ -2,8 +2,8 @@
 
 The objective only asks a row source for blocks of ``(X, y, sample_weight)`` on the
 training device, so full-batch L-BFGS reads each feature once per evaluation, in
-cache-sized blocks, whether the rows sit in one tensor, in a memory-mapped file
-bigger than the memory budget, or are one rank's share under torchrun.
+cache-sized blocks, whether the rows sit in one tensor, in a binary file bigger than
+the memory budget (read back chunk by chunk), or are one rank's share under torchrun.
 
 Blocks are standardized float32 features; standardization happens in float64 before
 the cast, so features with a large mean and a small spread keep their precision.
@@ -25,6 +25,7 @@ Block = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # X (m, d) flo
 
 
 def block_rows(n_features: int) -> int:
+    """Rows per block for ``n_features`` float32 columns (between 1,024 and 65,536)."""
     return int(min(65_536, max(1_024, _BLOCK_BYTES // (4 * max(n_features, 1)))))
 
 
