@@ -19,6 +19,7 @@ from edgelr.data import Dataset, moments_of_chunks, read_label_cells, scale_of, 
 from edgelr.errors import DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
 from edgelr.metrics import MetricsAccumulator, classification_metrics
+from edgelr.model import probabilities
 from edgelr.rows import InMemoryRows, StreamedRows, row_chunks
 from edgelr.train import ProgressFn, resolve_device
 
@@ -51,11 +52,13 @@ def train_checkpoint(
     and rank 0 scores and writes the checkpoint.
     """
     train_rows, val_rows = stratified_split(dataset.y, val_fraction, estimator.seed)
-    _fit_split(estimator, dataset, train_rows, val_rows, progress, cluster)
+    sources = _fit_split(estimator, dataset, train_rows, val_rows, progress, cluster)
     summary = _summary(dataset, train_rows, val_rows)
 
     def metrics_of(rows):
-        return _metrics(estimator, dataset, rows)
+        if cluster is None:  # the rows training standardized are still in memory: score those
+            return _metrics_of_source(estimator, sources[0] if rows is train_rows else sources[1])
+        return _metrics(estimator, dataset, rows)  # rank 0 holds one share only: score the dataset
 
     metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
     return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
@@ -109,10 +112,7 @@ def train_streamed(
         summary = _summary(table, train_rows, val_rows)
 
         def metrics_of(rows):
-            metrics = MetricsAccumulator()  # sums per chunk: no probabilities of every row held
-            for where, raw in source(rows).chunks():
-                metrics.update(table.y[rows[where]], estimator.predict_proba(raw))
-            return metrics.result()
+            return _metrics_of_source(estimator, source(rows, None, mean, scale))
 
         metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
     return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
@@ -147,8 +147,11 @@ def _save(estimator, out, metrics_of, summary: dict, split, val_fraction: float,
     return metrics
 
 
-def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, cluster: Cluster | None) -> None:
-    """Standardize with the training rows' statistics and fit, in one process or data-parallel."""
+def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, cluster: Cluster | None):
+    """Standardize with the training rows' statistics and fit, in one process or data-parallel.
+
+    Returns the (training, validation or None) row sources: this rank's standardized rows.
+    """
     estimator.settings()  # bad settings fail before any work on the data
     device = cluster.device if cluster else resolve_device(estimator.device)
     share = cluster.share if cluster else (lambda rows: rows)
@@ -170,6 +173,24 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
         n_total=int(train_rows.size), sum_ranks=cluster.sum if cluster else None, progress=progress,
         validation=validation, n_validation=int(val_rows.size),
     )
+    return rows, validation
+
+
+def _metrics_of_source(estimator: LogisticRegression, source) -> dict:
+    """Metrics of the fitted model on a row source's standardized float32 blocks.
+
+    The same float32 features training used (and the exported graph takes), in blocks:
+    no second standardization pass in float64, no probabilities of every row held.
+    """
+    block = next(iter(source.blocks()))[0]
+    W = torch.as_tensor(estimator.coef_, dtype=torch.float32, device=block.device)  # (k, d), standardized units
+    b = torch.as_tensor(estimator.intercept_, dtype=torch.float64, device=block.device)
+    metrics = MetricsAccumulator()
+    with torch.no_grad():
+        for X, y, _ in source.blocks():
+            proba = probabilities((X @ W.T).double() + b)  # (m, n_classes)
+            metrics.update(y.cpu().numpy(), proba.cpu().numpy())
+    return metrics.result()
 
 
 def _metrics(estimator: LogisticRegression, dataset: Dataset, rows: np.ndarray) -> dict:

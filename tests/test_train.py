@@ -202,3 +202,24 @@ def test_blocked_gradient_equals_autograd(n_classes, weighted):
     assert loss.item() == pytest.approx(reference.item(), rel=1e-12)
     np.testing.assert_allclose(dW.numpy(), model.linear.weight.grad.numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(db.numpy(), model.linear.bias.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("budget", [[], ["--memory-budget", "32kB"]])
+def test_reported_metrics_match_sklearn_on_the_saved_model(tmp_path, binary_csv, budget):
+    """Metrics in the checkpoint/--json, in memory and streamed, against scikit-learn on the model's float64 output."""
+    from sklearn import metrics as skm
+
+    from edgelr.data import read_csv
+
+    out = tmp_path / "m.pt"
+    result = CliRunner().invoke(main, ["train", str(binary_csv), "--val-fraction", "0", "-o", str(out), "--json",
+                                       *budget])
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.output)["metrics"]["train"]
+    data = read_csv(binary_csv)
+    proba = LogisticRegression.load(out).predict_proba(data.X)
+    pred = (proba[:, 1] > 0.5).astype(int)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(data.y, pred))
+    assert got["log_loss"] == pytest.approx(skm.log_loss(data.y, proba), rel=1e-6)
+    assert got["f1"] == pytest.approx(skm.f1_score(data.y, pred))
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(data.y, proba[:, 1]), abs=1e-6)
