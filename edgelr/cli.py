@@ -81,7 +81,6 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
         _require_report_extra("train --report")  # before training, not after minutes of it
     from edgelr.estimator import LogisticRegression
     from edgelr.outofcore import default_budget, needs_streaming, parse_size
-    from edgelr.train import resolve_device
 
     budget = parse_size(memory_budget) if memory_budget is not None else default_budget()
     feature_list = [f.strip() for f in features.split(",") if f.strip()] if features else None
@@ -95,12 +94,7 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
     if streamed and report_dir is not None:
         raise ConfigError(f"{data}: --report scores rows in memory, and this file is past the memory budget; "
                           "expected 'edgelr report' on a sample of the rows instead")
-    cluster = None
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # under torchrun; torch.distributed takes ~1 s to import
-        from edgelr.distributed import check_supported, from_environment
-
-        check_supported(settings)
-        cluster = from_environment(resolve_device(device))
+    cluster = _torchrun_cluster(settings, device)
     main_rank = cluster is None or cluster.is_main
     try:
         with _ProgressBar(enabled=not as_json and main_rank, total=settings.resolved_epochs) as progress:
@@ -116,20 +110,34 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
         from edgelr.workflow import report_training
 
         _echo_report(report_training(dataset, result, report_dir))
+    world_size = cluster.world_size if cluster is not None else None
     if as_json:
         summary = {"checkpoint": result.checkpoint, "history": result.history, "metrics": result.metrics}
-        if cluster is not None:
-            summary["world_size"] = cluster.world_size
-        click.echo(json.dumps(summary, allow_nan=False))
-        return
+        click.echo(json.dumps({**summary, **({"world_size": world_size} if world_size else {})}, allow_nan=False))
+    else:
+        _echo_training(result, len(estimator.feature_names_in_), streamed=streamed, world_size=world_size)
+
+
+def _torchrun_cluster(settings, device: str):
+    """The torchrun cluster this process belongs to, or None outside torchrun."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return None  # checked first: torch.distributed takes ~1 s to import
+    from edgelr.distributed import check_supported, from_environment
+    from edgelr.train import resolve_device
+
+    check_supported(settings)
+    return from_environment(resolve_device(device))
+
+
+def _echo_training(result, n_features: int, *, streamed: bool, world_size: int | None) -> None:
+    """The end-of-training summary: data, loss, metrics side by side, checkpoint."""
     from edgelr.info import metrics_table
 
     d, h = result.data, result.history
     mode = " (streamed from a disk cache)" if streamed else ""
-    ranks = f" on {cluster.world_size} ranks" if cluster is not None else ""
+    ranks = f" on {world_size} ranks" if world_size else ""
     click.echo(f"trained on {d['source']}{mode}{ranks}: {d['rows']} rows ({d['train_rows']} train, "
-               f"{d['validation_rows']} validation), {len(estimator.feature_names_in_)} features, "
-               f"{len(d['class_counts'])} classes")
+               f"{d['validation_rows']} validation), {n_features} features, {len(d['class_counts'])} classes")
     click.echo(f"  loss        {h[0]['loss']:.6f} at epoch 0 -> {h[-1]['loss']:.6f} at epoch {h[-1]['epoch']}")
     for line in metrics_table(result.metrics):
         click.echo(line)
