@@ -13,8 +13,8 @@ from edgelr.data import check_finite_matrix, encode_labels, plain_value, standar
 from edgelr.errors import ConfigError, DataError
 from edgelr.metrics import classification_metrics
 from edgelr.model import LogisticModel
-from edgelr.rows import InMemoryRows, SumFn
-from edgelr.train import Objective, ProgressFn, TrainSettings, balanced_weights, fit, resolve_device
+from edgelr.rows import InMemoryRows
+from edgelr.train import Objective, ProgressFn, SumFn, TrainSettings, balanced_weights, fit, resolve_device
 
 
 class LogisticRegression:

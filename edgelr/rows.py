@@ -51,6 +51,10 @@ class InMemoryRows:
             w = None if self.sample_weight is None else self.sample_weight[start:stop]
             yield self.X[start:stop], self.y[start:stop], w
 
+    def minibatch_pools(self) -> list[Block]:
+        """What sgd/adam shuffle and draw mini-batches from: every row at once."""
+        return [(self.X, self.y, self.sample_weight)]
+
 
 class StreamedRows:
     """Rows read back from a raw float64 cache in chunks, one pass per evaluation.
@@ -86,6 +90,10 @@ class StreamedRows:
                 raw = raw[rows - first]
             yield slice(lo, hi), raw
             lo = hi
+
+    def minibatch_pools(self) -> Iterator[Block]:
+        """What sgd/adam shuffle and draw mini-batches from: one block at a time."""
+        return self.blocks()
 
     def blocks(self) -> Iterator[Block]:
         pin = self.device.type == "cuda"  # pinned host memory: the copy to the GPU overlaps
@@ -128,4 +136,3 @@ def row_chunks(X: np.ndarray, index: np.ndarray | None, cells: int) -> Iterator[
         yield start, (X[start : start + step] if index is None else X[index[start : start + step]])
 
 
-SumFn = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks (identity in one process)

@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from edgelr.errors import ConfigError
 from edgelr.model import LogisticModel
-from edgelr.rows import SumFn
 
 OPTIMIZERS = ("lbfgs", "sgd", "adam")
 PENALTIES = ("l2", "none")
@@ -28,6 +27,7 @@ DEFAULT_LR = {"lbfgs": 1.0, "sgd": 0.1, "adam": 0.01}
 DEFAULT_EPOCHS = {"lbfgs": 100, "sgd": 100, "adam": 100}
 
 ProgressFn = Callable[[int, float], None]
+SumFn = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks (identity in one process)
 
 _MAX_LINE_SEARCH = 25  # objective evaluations one strong-Wolfe line search may use
 
@@ -240,7 +240,7 @@ def _fit_first_order(objective, params, settings, lr, epochs, progress, validati
             _set_grads(params, objective.loss_and_grad()[1])  # full batch: every row, every rank
             opt.step()
         else:
-            for X, y, w in _batch_sources(objective):
+            for X, y, w in objective.rows.minibatch_pools():
                 order = torch.randperm(X.shape[0], generator=gen).to(X.device)
                 for start in range(0, X.shape[0], settings.batch_size):
                     rows = order[start : start + settings.batch_size]
@@ -252,14 +252,6 @@ def _fit_first_order(objective, params, settings, lr, epochs, progress, validati
         if progress:
             progress(epoch, loss)
     return history
-
-
-def _batch_sources(objective):
-    """Where mini-batches are drawn from: all rows in memory, else each streamed block."""
-    rows = objective.rows
-    if hasattr(rows, "X"):
-        return [(rows.X, rows.y, rows.sample_weight)]
-    return rows.blocks()
 
 
 def _set_grads(params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
