@@ -87,28 +87,6 @@ def _labelled(table: _Table, label: str | None, features: Sequence[str] | None) 
     return Dataset(X, y, feature_names, classes, label_name, table.name)
 
 
-def _columns(table: _Table, label: str | None, features: Sequence[str] | None) -> tuple[list[str], str]:
-    label_name = label if label is not None else table.header[-1]
-    table.require([label_name], what="label column")
-    if features is None:
-        feature_names = [c for c in table.header if c != label_name]
-    else:
-        feature_names = list(features)
-        table.require(feature_names, what="feature column")
-        repeated = sorted({f for f in feature_names if feature_names.count(f) > 1})
-        if repeated:
-            raise DataError(f"{table.name}: --features names {', '.join(repeated)} more than once; "
-                            "expected each column once")
-        if label_name in feature_names:
-            raise DataError(
-                f"{table.name}: column '{label_name}' is both the label and a feature; "
-                "expected --features to list only input columns"
-            )
-    if not feature_names:
-        raise DataError(f"{table.name}: no feature columns besides the label '{label_name}'")
-    return feature_names, label_name
-
-
 def read_features(path: str | os.PathLike, feature_names: Sequence[str]) -> np.ndarray:
     """Read only the named feature columns of a CSV (any order, extra columns ignored).
 
@@ -249,12 +227,8 @@ def check_finite_matrix(X, *, name: str = "X") -> np.ndarray:
         raise DataError(f"{name}: expected a 2-D array of shape (n_rows, n_features), got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise DataError(f"{name}: expected at least one row, got shape {arr.shape}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(arr.sum(axis=0)).all():  # one pass, no temporaries; NaN and inf propagate
-            return arr
-    bad = np.argwhere(~np.isfinite(arr))  # which cell (or an overflowing sum of finite cells)
-    if bad.size:
-        row, col = bad[0]
+    if not _all_finite(arr):
+        row, col = np.argwhere(~np.isfinite(arr))[0]
         raise DataError(f"{name}: row {row}, column {col} is {arr[row, col]}; expected finite numbers")
     return arr
 
@@ -304,7 +278,25 @@ class _Table:
 
     def columns(self, label: str | None, features: Sequence[str] | None) -> tuple[list[str], str]:
         """(feature names, label name) from --label / --features, checked against the header."""
-        return _columns(self, label, features)
+        label_name = label if label is not None else self.header[-1]
+        self.require([label_name], what="label column")
+        if features is None:
+            feature_names = [c for c in self.header if c != label_name]
+        else:
+            feature_names = list(features)
+            self.require(feature_names, what="feature column")
+            repeated = sorted({f for f in feature_names if feature_names.count(f) > 1})
+            if repeated:
+                raise DataError(f"{self.name}: --features names {', '.join(repeated)} more than once; "
+                                "expected each column once")
+            if label_name in feature_names:
+                raise DataError(
+                    f"{self.name}: column '{label_name}' is both the label and a feature; "
+                    "expected --features to list only input columns"
+                )
+        if not feature_names:
+            raise DataError(f"{self.name}: no feature columns besides the label '{label_name}'")
+        return feature_names, label_name
 
     def require(self, names: Sequence[str], *, what: str) -> None:
         missing = [n for n in names if n not in self.header]
@@ -323,7 +315,7 @@ class _Table:
         return np.concatenate(blocks), labels
 
     def read_numeric(self, feature_names: list[str], label_name: str | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """(X float64, label values float64 or None) through numpy's C parser, or None.
+        """(X float64, label values float64 or None) through a C parser (pandas', else numpy's), or None.
 
         The fast path for the common big file: a regular file whose cells are all finite
         numbers. Anything else (strings, quotes, an empty or bad cell, a ragged row, a
@@ -468,7 +460,8 @@ def _all_numeric(path: str, width: int) -> np.ndarray | None:
 
 def _all_finite(table: np.ndarray) -> bool:
     with np.errstate(over="ignore", invalid="ignore"):
-        # Column sums: one pass, no temporaries; only an overflowing sum needs the full test.
+        # Column sums: one pass, no temporaries, NaN and inf propagate; only a sum that
+        # overflows from finite cells needs the full test.
         return bool(np.isfinite(table.sum(axis=0)).all() or np.isfinite(table).all())
 
 

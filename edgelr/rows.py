@@ -118,11 +118,11 @@ def standardize_to_tensor(X: np.ndarray, mean, scale, device: torch.device, *, p
     out = torch.empty((n, X.shape[1]), dtype=torch.float32, pin_memory=pin and torch.cuda.is_available())
     shift = torch.as_tensor(mean, dtype=torch.float64)
     inv_scale = 1.0 / torch.as_tensor(scale, dtype=torch.float64)
-    for start, part in row_chunks(X, index, 2**19):  # 4 MB float64 temporaries: they stay in the cache
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # a read-only array: it is only read here
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a read-only array: it is only read here
+        for start, part in row_chunks(X, index, 2**19):  # 4 MB float64 temporaries: they stay in the cache
             src = torch.as_tensor(np.asarray(part, dtype=np.float64))
-        out[start : start + part.shape[0]] = (src - shift).mul_(inv_scale)
+            out[start : start + part.shape[0]] = (src - shift).mul_(inv_scale)
     return out.to(device, non_blocking=pin) if device.type != "cpu" else out
 
 

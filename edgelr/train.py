@@ -109,13 +109,6 @@ class Objective:
         self.binary = model.linear.out_features == 1
         self.l2 = 0.0 if penalty == "none" else 1.0 / (C * self.n_total)
 
-    def __call__(self, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Autograd objective on in-memory rows: all of them, or the mini-batch ``rows``."""
-        X, y, w = self.rows.X, self.rows.y, self.rows.sample_weight
-        if rows is not None:
-            X, y, w = X[rows], y[rows], None if w is None else w[rows]
-        return self.batch_loss(X, y, w)
-
     def batch_loss(self, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         """Mean loss of one batch plus the penalty: an unbiased estimate of the objective."""
         # The matrix product runs in float32 (the costly part); the loss and its mean in
