@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from common import Row, machine_line, table  # bench/common.py: the script's folder is on sys.path
+from common import at_most as _at_most
 
 from edgelr.runtime import Predictor
 
@@ -55,15 +57,6 @@ COLD_RUNS = 9
 PAUSE = 0.05  # seconds between timed blocks
 SEED = 0
 
-
-@dataclass
-class Row:
-    figure: str
-    edgelr: str
-    reference: str
-    ratio: str
-    target: str
-    verdict: str
 
 
 @dataclass
@@ -167,12 +160,9 @@ def fmt_time(seconds: float) -> str:
 
 
 def at_most(figure: str, edgelr: float, reference: float, limit: float | None) -> Row:
-    """A row for 'edgelr takes at most limit times the reference' (limit None: shown, no target)."""
-    ratio = edgelr / reference
-    if limit is None:
-        return Row(figure, fmt_time(edgelr), fmt_time(reference), f"{ratio:.2f}×", "—", "—")
-    return Row(figure, fmt_time(edgelr), fmt_time(reference), f"{ratio:.2f}×", f"≤ {limit:g}×",
-               "PASS" if ratio <= limit else "MISS")
+    return _at_most(figure, edgelr, reference, limit, fmt_time)
+
+
 
 
 # -- figures -----------------------------------------------------------------------------
@@ -276,24 +266,11 @@ def cold_start(models: Models, workdir: Path) -> list[Row]:
 
 
 def machine() -> list[str]:
-    """CPU model, cores, load (a busy neighbour shows here) and the versions that set the figures."""
-    with open("/proc/cpuinfo") as handle:
-        cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "unknown CPU")
-    usable = len(os.sched_getaffinity(0))
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [f"machine: {cpu}, {os.cpu_count()} cores ({usable} usable), {platform.system()} {platform.machine()}; "
-            f"load average at start {load}",
+    """The machine and the versions that set the figures."""
+    return [machine_line(),
             f"python {platform.python_version()}, onnxruntime {ort.__version__}, numpy {np.__version__}"]
 
 
-def table(rows: list[Row]) -> list[str]:
-    """The rows as an aligned Markdown table."""
-    header = ["figure", "edgelr", "reference", "ratio", "target", ""]
-    cells = [header] + [[r.figure, r.edgelr, r.reference, r.ratio, r.target, r.verdict] for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cell, widths)) + " |" for cell in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return lines
 
 
 def main() -> None:

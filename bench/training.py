@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from common import Row, machine_line, table  # bench/common.py: the script's folder is on sys.path
+from common import at_most as _at_most
 
 N_FEATURES_MEMORY = 100  # figure 1
 N_FEATURES_CSV = 50  # figures 2-4
@@ -62,15 +64,6 @@ BIN = Path(sys.executable).parent
 EDGELR = str(BIN / "edgelr")
 TORCHRUN = str(BIN / "torchrun")
 
-
-@dataclass
-class Row:
-    figure: str
-    edgelr: str
-    reference: str
-    ratio: str
-    target: str
-    verdict: str
 
 
 @dataclass
@@ -219,12 +212,9 @@ def fmt_mib(mib: float) -> str:
 
 
 def at_most(figure: str, edgelr: float, reference: float, limit: float | None, fmt=fmt_time) -> Row:
-    """A row for 'edgelr takes at most limit times the reference' (limit None: shown, no target)."""
-    ratio = edgelr / reference
-    if limit is None:
-        return Row(figure, fmt(edgelr), fmt(reference), f"{ratio:.2f}×", "—", "—")
-    return Row(figure, fmt(edgelr), fmt(reference), f"{ratio:.2f}×", f"≤ {limit:g}×",
-               "PASS" if ratio <= limit else "MISS")
+    return _at_most(figure, edgelr, reference, limit, fmt)
+
+
 
 
 def gap_row(figure: str, gap: float) -> Row:
@@ -416,30 +406,15 @@ FIGURES: dict[str, tuple[str, Callable[[Context], list[Row]]]] = {
 
 
 def machine() -> list[str]:
+    """The machine and the versions that set the figures."""
     import pandas
     import sklearn
     import torch
 
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as handle:
-        cpu = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu)
-    usable = len(os.sched_getaffinity(0))
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
-    return [f"machine: {cpu}, {os.cpu_count()} cores ({usable} usable), {ram:.0f} GiB RAM, "
-            f"{platform.system()} {platform.machine()}; load average at start {load}",
+    return [machine_line(),
             f"python {platform.python_version()}, torch {torch.__version__} (intra-op threads "
             f"{torch.get_num_threads()}), numpy {np.__version__}, pandas {pandas.__version__}, "
             f"scikit-learn {sklearn.__version__}"]
-
-
-def table(rows: list[Row]) -> list[str]:
-    header = ["figure", "edgelr", "reference", "ratio", "target", ""]
-    cells = [header] + [[r.figure, r.edgelr, r.reference, r.ratio, r.target, r.verdict] for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cell, widths)) + " |" for cell in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return lines
 
 
 def parse_args() -> argparse.Namespace:
