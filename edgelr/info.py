@@ -12,8 +12,7 @@ import os
 import zipfile
 
 from edgelr.errors import MissingExtraError, ModelFileError
-
-_METRIC_ORDER = ("accuracy", "log_loss", "precision", "recall", "f1", "roc_auc")
+from edgelr.metrics import METRIC_NAMES
 
 
 def describe(path: str | os.PathLike) -> list[str]:
@@ -64,13 +63,19 @@ def describe_onnx(name: str) -> list[str]:
         *_model_lines(model.feature_names, model.classes, model.threshold),
         *(f"  {kind:<11} {arg.name} {arg.type} {arg.shape}" for kind, arg in model.signature()),
     ]
-    parity = _json_or_none(meta.get("edgelr.parity"))
-    if isinstance(parity, dict) and {"max_abs_diff", "atol", "rtol"} <= set(parity):
+    parity = parity_figures(meta.get("edgelr.parity"))
+    if parity is not None:
         lines.append(f"  parity      max diff {parity['max_abs_diff']:.3g} over {parity.get('rows_checked', '?')} "
                      f"rows (atol {parity['atol']:g}, rtol {parity['rtol']:g}; {parity.get('graph', '?')} graph; "
                      f"torch {parity.get('torch', '?')}, onnxruntime {parity.get('onnxruntime', '?')})")
     metrics = _json_or_none(meta.get("edgelr.metrics"))
     return lines + (metrics_table(metrics) if isinstance(metrics, dict) else [])
+
+
+def parity_figures(text: str | None) -> dict | None:
+    """The ``edgelr.parity`` metadata as a dict, or None when absent or not readable."""
+    figures = _json_or_none(text)
+    return figures if isinstance(figures, dict) and {"atol", "rtol", "max_abs_diff"} <= set(figures) else None
 
 
 def _json_or_none(text: str | None):
@@ -85,7 +90,7 @@ def metrics_table(metrics: dict) -> list[str]:
     splits = [s for s in ("train", "validation", "evaluation") if s in metrics]
     if not splits:
         return []
-    names = [m for m in _METRIC_ORDER if any((metrics[s] or {}).get(m) is not None for s in splits)]
+    names = [m for m in METRIC_NAMES if any((metrics[s] or {}).get(m) is not None for s in splits)]
     lines = ["  metrics     " + "".join(f"{s:>12}" for s in splits)]
     for m in names:
         cells = [(metrics[s] or {}).get(m) for s in splits]

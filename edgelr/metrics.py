@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+# The metrics in the order tables (info, the model card) show them.
+METRIC_NAMES = ("accuracy", "log_loss", "precision", "recall", "f1", "roc_auc")
 # Probabilities are clipped away from 0 so one confident mistake gives a large, finite loss.
 _EPS = np.finfo(np.float64).eps
 

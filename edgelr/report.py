@@ -12,7 +12,6 @@ Torch-free: it takes the checkpoint as a dict and the model's probabilities as a
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +25,9 @@ from matplotlib.ticker import MaxNLocator
 from edgelr import __version__
 from edgelr.errors import ModelFileError
 from edgelr.fileio import atomic_path
+from edgelr.info import parity_figures
 from edgelr.metrics import (
+    METRIC_NAMES,
     average_precision,
     calibration_bins,
     confusion_matrix,
@@ -41,7 +42,6 @@ DPI = 120
 # Shared look: large enough to read in a thumbnail on a review page.
 _STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
           "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
-_METRIC_ORDER = ("accuracy", "log_loss", "precision", "recall", "f1", "roc_auc")
 _CONFIG_ORDER = ("optimizer", "penalty", "C", "class_weight", "standardize", "lr", "epochs", "batch_size",
                  "tol", "seed", "val_fraction", "device")
 
@@ -138,7 +138,7 @@ def find_parity(model: str | os.PathLike, state: dict, X: np.ndarray, proba: np.
             f"{predictor.classes}); expected features {list(state['feature_names'])} and classes "
             f"{list(state['classes'])}"
         )
-    figures = _parity_figures(predictor.metadata.get("edgelr.parity"))
+    figures = parity_figures(predictor.metadata.get("edgelr.parity"))
     atol, rtol = (figures or {}).get("atol", 1e-5), (figures or {}).get("rtol", 1e-4)
     diff = np.abs(predictor.predict_proba(X).astype(np.float64) - proba)
     # Ten times the export's tolerances: the rows here are not the ones the export checked.
@@ -148,14 +148,6 @@ def find_parity(model: str | os.PathLike, state: dict, X: np.ndarray, proba: np.
             f"{diff.max():.3g}); it was exported from an earlier training: run 'edgelr export' again"
         )
     return Parity(name, figures)
-
-
-def _parity_figures(text: str | None) -> dict | None:
-    try:
-        figures = json.loads(text) if text is not None else None
-    except ValueError:
-        return None
-    return figures if isinstance(figures, dict) and {"atol", "rtol", "max_abs_diff"} <= set(figures) else None
 
 
 # -- figures -----------------------------------------------------------------------------
@@ -465,7 +457,7 @@ def _metrics_section(metrics: dict, extra: dict[str, dict]) -> list[str]:
     columns.update(extra)
     if not columns:
         return ["## Metrics", "", "None recorded in the checkpoint.", ""]
-    names = [m for m in _METRIC_ORDER if any((c or {}).get(m) is not None for c in columns.values())]
+    names = [m for m in METRIC_NAMES if any((c or {}).get(m) is not None for c in columns.values())]
     lines = ["## Metrics", "", "| metric | " + " | ".join(columns) + " |", "|---|" + "--:|" * len(columns)]
     for m in names:
         cells = [(c or {}).get(m) for c in columns.values()]
