@@ -79,7 +79,7 @@ def train_streamed(
     """``train_checkpoint`` for a CSV bigger than ``budget`` bytes: rows stream from a disk cache.
 
     Peak memory is the chunks (a quarter of the budget) plus a few numbers per row
-    (labels, the split, the probabilities for the metrics); lbfgs reaches the
+    (labels, the split, one score per row for the ROC AUC); lbfgs reaches the
     in-memory optimum because each evaluation still sums over every training row.
     """
     from edgelr.outofcore import cache_csv, chunk_rows_for, return_freed_memory, scratch_folder
@@ -94,13 +94,11 @@ def train_streamed(
         train_rows, val_rows = stratified_split(table.y, val_fraction, estimator.seed)
         d = table.n_features
 
-        def source(index, weights=None, mean=np.zeros(d), scale=np.ones(d)):  # noqa: B008 (read-only)
+        def source(index, weights, mean, scale):
             return StreamedRows(table.read, table.y, index, weights, mean, scale, device, chunk)
 
-        moments = moments_of_chunks((raw for _, raw in source(share(train_rows)).chunks()), d)
-        if cluster:
-            moments = cluster.merge_moments(moments)
-        mean, scale = estimator.scaler((moments.mean, scale_of(moments)), d)
+        raw_rows = source(share(train_rows), None, np.zeros(d), np.ones(d))  # chunks() yields them raw
+        mean, scale = _scaler(estimator, (raw for _, raw in raw_rows.chunks()), d, cluster)
         weights = estimator.sample_weight(table.y[train_rows], len(table.classes))
         estimator.fit_rows(
             source(share(train_rows), None if weights is None else share(weights), mean, scale),
@@ -158,10 +156,7 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     mine = share(train_rows)
     X, d = dataset.X, dataset.X.shape[1]
     # Chunks of the selected rows: no full-size copy of the training split.
-    moments = moments_of_chunks((part for _, part in row_chunks(X, mine, 2**22)), d)
-    if cluster:
-        moments = cluster.merge_moments(moments)
-    mean, scale = estimator.scaler((moments.mean, scale_of(moments)), d)
+    mean, scale = _scaler(estimator, (part for _, part in row_chunks(X, mine, 2**22)), d, cluster)
     weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes))  # global class counts
     rows = InMemoryRows(X, dataset.y[mine], None if weights is None else share(weights), mean, scale, device,
                         index=mine)
@@ -174,6 +169,14 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
         validation=validation, n_validation=int(val_rows.size),
     )
     return rows, validation
+
+
+def _scaler(estimator, chunks, d: int, cluster: Cluster | None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) from this rank's raw training chunks, combined over ranks under torchrun."""
+    moments = moments_of_chunks(chunks, d)
+    if cluster:
+        moments = cluster.merge_moments(moments)
+    return estimator.scaler((moments.mean, scale_of(moments)), d)
 
 
 def _metrics_of_source(estimator: LogisticRegression, source) -> dict:
