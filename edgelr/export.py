@@ -3,8 +3,8 @@
 The graph takes raw float32 features and does the standardization itself. Three
 variants, fastest first; the first that passes the parity check is written:
 
-- ``folded``: standardization folded into the weights, one MatMul + Add. Loses
-  float32 precision on features with a large mean and a small spread (timestamps).
+- ``folded``: standardization folded into the weights, one Gemm. Loses float32
+  precision on features with a large mean and a small spread (timestamps).
 - ``standardized``: ``(x - mean) / scale`` in float32, then the linear layer.
 - ``float64``: standardization and logits in float64, probabilities cast to float32.
 """
@@ -35,6 +35,7 @@ from edgelr.checkpoint import load_checkpoint
 from edgelr.data import read_features
 from edgelr.errors import ConfigError, ModelFileError, ParityError
 from edgelr.fileio import atomic_path
+from edgelr.model import probabilities
 from edgelr.parity import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport, check_parity, session_for
 from edgelr.runtime import Predictor
 
@@ -75,12 +76,12 @@ class ExportGraph(nn.Module):
         x = features if self.variant == "folded" else (features.to(self.mean.dtype) - self.mean) * self.inv_scale
         if not self.binary:
             logits = x @ self.weight.T + self.bias  # (batch, n_classes)
-            return torch.argmax(logits, dim=1), torch.softmax(logits, dim=1).to(torch.float32)
+            return torch.argmax(logits, dim=1), probabilities(logits).to(torch.float32)
         # w x^T, a Gemm with one row, rather than x w^T, a Gemm with one column: onnxruntime
         # runs the first ~3x faster on a tall batch. The reshape is free; a transpose would
         # be fused back into the slow form. Probabilities need no clamp: sigmoid stays in [0, 1].
         z = F.linear(self.weight, x).reshape(-1) + self.bias  # (batch,)
-        proba = torch.stack([torch.sigmoid(-z), torch.sigmoid(z)], dim=1).to(torch.float32)
+        proba = probabilities(z[:, None]).to(torch.float32)  # (batch, 2)
         # The threshold lives in the graph, applied to the logit: p > t <=> z > logit(t).
         return (z > self.logit_threshold).to(torch.int64), proba
 
