@@ -85,8 +85,9 @@ class Predictor:
         # rows are scanned; the error names the first bad row and feature, as before.
         if not proba.min(initial=1.0) > 0:  # one pass over the (small) output; a NaN makes min NaN
             cells = np.flatnonzero(~(proba.reshape(-1) > 0))  # NaN compares False too
-            self._check_finite(features, np.unique(cells // proba.shape[1]))
-            nan_rows = np.flatnonzero(np.isnan(proba).any(axis=1))
+            suspect = np.unique(cells // proba.shape[1])
+            self._check_finite(features, suspect)
+            nan_rows = suspect[np.isnan(proba[suspect]).any(axis=1)]  # only the flagged rows: a hot path
             if nan_rows.size:  # finite inputs, yet the logits overflowed float32
                 raise PredictorError(f"row {nan_rows[0]}: feature values too large to score in float32 (the "
                                      f"logits overflow); expected values of the size the model was trained on")
