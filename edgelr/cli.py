@@ -308,20 +308,21 @@ def _is_user_error(exc: Exception) -> bool:
 
 
 def _require_training_extra(command: str, modules: tuple[str, ...] = ("torch", "onnx", "onnxscript")) -> None:
-    """Fail with one line, not an ImportError, on an install without edgelr[train]."""
+    _require_extra(command, "train", modules)
+
+
+def _require_report_extra(command: str) -> None:
+    _require_extra(command, "report", ("matplotlib",))
+
+
+def _require_extra(command: str, extra: str, modules: tuple[str, ...]) -> None:
+    """Fail with one line, before any work, not with an ImportError later, on an install without the extra."""
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise MissingExtraError(
             f"'edgelr {command}' needs {', '.join(missing)}, which this install lacks; "
-            "install the training extra: pip install 'edgelr[train]'"
+            f"install the {'training' if extra == 'train' else extra} extra: pip install 'edgelr[{extra}]'"
         )
-
-
-def _require_report_extra(command: str) -> None:
-    """Fail with one line, before any work, on an install without edgelr[report]."""
-    if importlib.util.find_spec("matplotlib") is None:
-        raise MissingExtraError(f"'edgelr {command}' needs matplotlib, which this install lacks; "
-                                "install the report extra: pip install 'edgelr[report]'")
 
 
 def _echo_report(report) -> None:
