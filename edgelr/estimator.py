@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from edgelr.checkpoint import build_model, load_checkpoint, save_checkpoint
-from edgelr.data import check_finite_matrix, encode_labels, plain_value, standardization
+from edgelr.data import as_matrix, check_finite_matrix, encode_labels, plain_value, standardization
 from edgelr.errors import ConfigError, DataError
 from edgelr.metrics import classification_metrics
 from edgelr.model import LogisticModel
@@ -82,14 +82,15 @@ class LogisticRegression:
         ``progress(epoch, loss)`` is called after every epoch, e.g. for a progress bar.
         """
         self.settings()  # bad settings fail before any work on the data
-        X = check_finite_matrix(X)
+        X = as_matrix(X)  # finite values: checked by the pass that computes the moments
         classes, y_idx = encode_labels(y, where="y")
         if y_idx.size != X.shape[0]:
             raise DataError(f"y has {y_idx.size} labels but X has {X.shape[0]} rows; expected one label per row")
         names = self._feature_names(feature_names, X.shape[1])
         device = resolve_device(self.device)
-        mean, scale = self.scaler(standardization(X) if self.standardize else None, X.shape[1])
-        rows = InMemoryRows(X, y_idx, self.sample_weight(y_idx, len(classes)), mean, scale, device)
+        rows, mean, scale = InMemoryRows.fitted(
+            X, y_idx, self.sample_weight(y_idx, len(classes)),
+            lambda moments: self.scaler(standardization(moments, X), X.shape[1]), device)
         return self.fit_rows(rows, classes=classes, feature_names=names, mean=mean, scale=scale, device=device,
                              progress=progress)
 
@@ -137,9 +138,9 @@ class LogisticRegression:
         }
         return self
 
-    def scaler(self, stats: tuple[np.ndarray, np.ndarray] | None, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    def scaler(self, stats: tuple[np.ndarray, np.ndarray], n_features: int) -> tuple[np.ndarray, np.ndarray]:
         """(mean, scale) to standardize with: ``stats`` when ``standardize``, else the identity."""
-        if self.standardize and stats is not None:
+        if self.standardize:
             return stats
         return np.zeros(n_features), np.ones(n_features)
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from edgelr.checkpoint import build_model, load_checkpoint
-from edgelr.data import Dataset, moments_of_chunks, read_label_cells, scale_of, stratified_split
+from edgelr.data import Dataset, Moments, moments_of_chunks, read_label_cells, scale_of, stratified_split
 from edgelr.errors import DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
 from edgelr.metrics import MetricsAccumulator, classification_metrics
@@ -98,7 +98,7 @@ def train_streamed(
             return StreamedRows(table.read, table.y, index, weights, mean, scale, device, chunk)
 
         raw_rows = source(share(train_rows), None, np.zeros(d), np.ones(d))  # chunks() yields them raw
-        mean, scale = _scaler(estimator, (raw for _, raw in raw_rows.chunks()), d, cluster)
+        mean, scale = _scaler(estimator, moments_of_chunks((raw for _, raw in raw_rows.chunks()), d), cluster)
         weights = estimator.sample_weight(table.y[train_rows], len(table.classes))
         estimator.fit_rows(
             source(share(train_rows), None if weights is None else share(weights), mean, scale),
@@ -154,14 +154,12 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     device = cluster.device if cluster else resolve_device(estimator.device)
     share = cluster.share if cluster else (lambda rows: rows)
     mine = share(train_rows)
-    X, d = dataset.X, dataset.X.shape[1]
-    # Chunks of the selected rows: no full-size copy of the training split.
-    mean, scale = _scaler(estimator, (part for _, part in row_chunks(X, mine, 2**22)), d, cluster)
     weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes))  # global class counts
-    rows = InMemoryRows(X, dataset.y[mine], None if weights is None else share(weights), mean, scale, device,
-                        index=mine)
+    rows, mean, scale = InMemoryRows.fitted(
+        dataset.X, dataset.y[mine], None if weights is None else share(weights),
+        lambda moments: _scaler(estimator, moments, cluster), device, index=mine)
     val_mine = share(val_rows)
-    validation = (InMemoryRows(X, dataset.y[val_mine], None, mean, scale, device, index=val_mine)
+    validation = (InMemoryRows.standardized(dataset.X, dataset.y[val_mine], None, mean, scale, device, index=val_mine)
                   if val_rows.size else None)
     estimator.fit_rows(
         rows, classes=dataset.classes, feature_names=dataset.feature_names, mean=mean, scale=scale, device=device,
@@ -171,12 +169,11 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     return rows, validation
 
 
-def _scaler(estimator, chunks, d: int, cluster: Cluster | None) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, scale) from this rank's raw training chunks, combined over ranks under torchrun."""
-    moments = moments_of_chunks(chunks, d)
+def _scaler(estimator, moments: Moments, cluster: Cluster | None) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, scale) from this rank's training moments, combined over ranks under torchrun."""
     if cluster:
         moments = cluster.merge_moments(moments)
-    return estimator.scaler((moments.mean, scale_of(moments)), d)
+    return estimator.scaler((moments.mean, scale_of(moments)), moments.mean.size)
 
 
 def _metrics_of_source(estimator: LogisticRegression, source) -> dict:

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn.preprocessing import StandardScaler
 
 from edgelr.data import encode_labels, read_csv, read_features, standardization, stratified_split, students
 from edgelr.errors import DataError
+from edgelr.rows import InMemoryRows
 
 
 def csv_file(tmp_path: Path, text: str, name: str = "data.csv") -> Path:
@@ -160,20 +162,53 @@ def test_estimator_fit_reports_bad_labels_via_the_api_path():
 # -- standardization -------------------------------------------------------------------
 
 
+def fitted_rows(X):
+    """Standardize X as fit() does: moments and the float32 copy in one pass."""
+    return InMemoryRows.fitted(X, np.zeros(X.shape[0], dtype=np.int64), None, lambda m: standardization(m, X),
+                               torch.device("cpu"))
+
+
 def test_standardization_matches_standard_scaler():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 4)) * [1, 10, 1e-3, 1e4] + [0, -5, 3, 1e6]
-    mean, scale = standardization(X)
+    _, mean, scale = fitted_rows(X)
     ref = StandardScaler().fit(X)
     np.testing.assert_allclose(mean, ref.mean_, rtol=1e-12)
     np.testing.assert_allclose(scale, ref.scale_, rtol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_standardized_copy_keeps_float32_precision(threads):
+    """A mean far from 0 with a small spread, drifting along the file (the pilot mean is off
+    by many spreads at any one place): the float32 copy still matches StandardScaler's
+    float64 transform to float32 resolution, with one thread and with two."""
+    rng = np.random.default_rng(1)
+    n = 300_000  # several chunks
+    X = np.column_stack([1e6 + rng.normal(size=n) * 1e-2 + np.linspace(0, 0.5, n),
+                         rng.normal(size=n) * 1e4, np.full(n, 3.0)])
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rows, _, _ = fitted_rows(X)
+    finally:
+        torch.set_num_threads(before)
+    ref = StandardScaler().fit_transform(X)
+    assert rows.X.dtype == torch.float32
+    np.testing.assert_allclose(rows.X.numpy(), ref, rtol=0, atol=4 * np.finfo(np.float32).eps * np.abs(ref).max())
+
+
+def test_standardization_names_the_first_non_finite_cell():
+    X = np.ones((100_000, 3))
+    X[70_001, 2] = np.nan
+    with pytest.raises(DataError, match="row 70001, column 2 is nan"):
+        fitted_rows(X)
 
 
 @pytest.mark.parametrize("value", [0.0, 7.0, 0.1, 1e6 + 0.1])
 def test_constant_column_gets_scale_one(value):
     """Like StandardScaler: a constant column, even one whose mean rounds, gets scale 1."""
     X = np.column_stack([np.full(10, value), np.arange(10.0)])
-    mean, scale = standardization(X)
+    _, mean, scale = fitted_rows(X)
     ref = StandardScaler().fit(X)
     np.testing.assert_allclose(mean, ref.mean_)
     np.testing.assert_array_equal(scale, ref.scale_)

@@ -189,7 +189,7 @@ def test_blocked_gradient_equals_autograd(n_classes, weighted):
 
     X, y = make_data(n_classes, n_rows=5000, seed=4)  # 5000 rows of 5 features: several blocks
     w = np.random.default_rng(0).uniform(0.5, 2.0, size=y.size) if weighted else None
-    rows = InMemoryRows(X, y, w, X.mean(axis=0), X.std(axis=0), torch.device("cpu"))
+    rows = InMemoryRows.standardized(X, y, w, X.mean(axis=0), X.std(axis=0), torch.device("cpu"))
     rows._rows = 1024
     model = LogisticModel(5, n_classes)
     with torch.no_grad():
@@ -223,3 +223,146 @@ def test_reported_metrics_match_sklearn_on_the_saved_model(tmp_path, binary_csv,
     assert got["log_loss"] == pytest.approx(skm.log_loss(data.y, proba), rel=1e-6)
     assert got["f1"] == pytest.approx(skm.f1_score(data.y, pred))
     assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(data.y, proba[:, 1]), abs=1e-6)
+
+
+# -- many rows: warm start, preconditioning, threads -------------------------------------
+
+
+def spy(fn, calls: list):
+    """fn, recording each result in ``calls``."""
+    def wrapper(*args, **kwargs):
+        calls.append(fn(*args, **kwargs))
+        return calls[-1]
+    return wrapper
+
+
+def objective_of(model, X, y, w=None, C=1.0):
+    from edgelr.rows import InMemoryRows
+    from edgelr.train import Objective
+
+    rows = InMemoryRows.standardized(X, y, w, X.mean(axis=0), X.std(axis=0), torch.device("cpu"))
+    return Objective(model, rows, C=C, penalty="l2")
+
+
+@pytest.mark.parametrize("n_classes,class_weight", [(2, None), (3, "balanced")])
+def test_warm_started_fit_lands_on_sklearn_optimum(monkeypatch, n_classes, class_weight):
+    """20,000 rows: the subsample fit and the whitened full-data L-BFGS run (checked by a spy),
+    and the model is scikit-learn's optimum, as is the fit without the warm start."""
+    import edgelr.train as train
+    from edgelr.train import balanced_weights
+
+    X, y = make_data(n_classes, n_rows=20_000, seed=11)
+    subsampled, whitened = [], []
+    monkeypatch.setattr(train.Objective, "subsample", spy(train.Objective.subsample, subsampled))
+    monkeypatch.setattr(train._Whitened, "of", classmethod(spy(train._Whitened.of.__func__, whitened)))
+    warm = LogisticRegression(class_weight=class_weight, device="cpu").fit(X, y)
+    assert subsampled, "the warm start did not run"
+    assert bool(whitened and whitened[0] is not None) == (n_classes == 2)  # binary models only
+    monkeypatch.setattr(train, "_warm_start", lambda *args: None)
+    cold = LogisticRegression(class_weight=class_weight, device="cpu").fit(X, y)
+    ref = sklearn_reference(X, y, class_weight=class_weight)
+
+    def objective(model, coef):  # float64, from scikit-learn's log_loss: independent of both fits
+        w = None if class_weight is None else balanced_weights(y, n_classes)  # sums to n, like sklearn's
+        return log_loss(y, model.predict_proba(X), sample_weight=w) + 0.5 * np.sum(coef**2) / y.size
+
+    # Within 1e-9 of the optimum: float32 products resolve the objective to ~1e-10 here.
+    assert objective(warm, warm.coef_) <= objective(ref, ref[-1].coef_) * (1 + 1e-9)
+    np.testing.assert_allclose(warm.predict_proba(X), ref.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=1e-4)
+    assert len(warm.history_) < len(cold.history_)  # fewer passes over every row
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_hessian_is_autograds(weighted):
+    """A binary model's Hessian in [w, b] against torch.autograd's, in float64 throughout."""
+    from edgelr.model import LogisticModel
+
+    X, y = make_data(2, n_rows=3000, seed=12)
+    w = np.random.default_rng(1).uniform(0.5, 2.0, size=y.size) if weighted else None
+    model = LogisticModel(5, 2)
+    with torch.no_grad():
+        model.linear.weight.normal_()
+        model.linear.bias.normal_()
+    objective = objective_of(model, X, y, w, C=0.3)
+    objective.rows._rows = 1024  # several blocks
+    rows = objective.rows
+
+    def loss_of(wb):
+        z = rows.X.double() @ wb[:5] + wb[5]
+        losses = torch.nn.functional.softplus(torch.where(rows.y.bool(), -z, z))
+        losses = losses if rows.sample_weight is None else losses * rows.sample_weight
+        return losses.mean() + 0.5 * objective.l2 * wb[:5].square().sum()
+
+    start = torch.cat([model.linear.weight[0], model.linear.bias]).detach().double()
+    torch.testing.assert_close(objective.hessian(), torch.autograd.functional.hessian(loss_of, start),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_whitened_coordinates_are_the_chain_rule():
+    """grads() is the adjoint of load(): g_x . dx == g_theta . dtheta for any gradient g_x."""
+    from edgelr.model import LogisticModel
+    from edgelr.train import _Whitened
+
+    gen = torch.Generator().manual_seed(0)
+    A = torch.randn(6, 6, dtype=torch.float64, generator=gen)
+    model = LogisticModel(5, 2)
+    coords = _Whitened.of(model, A @ A.T + 0.1 * torch.eye(6, dtype=torch.float64))
+    theta = coords.params[0]
+
+    def model_at(t):
+        theta.copy_(t)
+        coords.load()
+        return torch.cat([model.linear.weight[0], model.linear.bias]).detach().double()
+
+    t0, dt = (torch.randn(6, generator=gen, dtype=torch.float64) for _ in range(2))
+    dx = model_at(t0 + 1e-3 * dt) - model_at(t0)
+    gW, gb = torch.randn(1, 5, generator=gen), torch.randn(1, generator=gen)
+    g_theta = coords.grads([gW, gb])[0]
+    g_x = torch.cat([gW[0], gb]).double()
+    assert float(g_x @ dx) == pytest.approx(float(g_theta @ (1e-3 * dt)), rel=1e-4)
+
+
+def test_objective_is_the_same_to_the_bit_with_one_or_two_threads():
+    from edgelr.model import LogisticModel
+
+    X, y = make_data(3, n_rows=50_000, seed=13)
+    model = LogisticModel(5, 3)
+    with torch.no_grad():
+        model.linear.weight.normal_()
+    objective = objective_of(model, X, y)
+    objective.rows._rows = 1024  # many blocks
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(objective.loss_and_grad())
+    finally:
+        torch.set_num_threads(before)
+    (l1, (w1, b1)), (l2, (w2, b2)) = results
+    assert torch.equal(l1, l2) and torch.equal(w1, w2) and torch.equal(b1, b2)
+
+
+def test_ordered_map_keeps_order_and_draws_items_lazily():
+    import threading
+    import time
+
+    from edgelr.rows import ordered_map
+
+    drawn = []
+
+    def items():
+        for i in range(50):
+            drawn.append(i)
+            yield i
+
+    def slow_square(i):
+        time.sleep(0.002 * (i % 3))  # later items often finish first
+        return i * i, threading.get_ident()
+
+    out = []
+    for value, _ in ordered_map(slow_square, items(), workers=2):
+        out.append(value)
+        assert len(drawn) <= len(out) + 4  # at most two per thread ahead
+    assert out == [i * i for i in range(50)]
