@@ -126,6 +126,22 @@ class StreamedRows:
         """What sgd/adam shuffle and draw mini-batches from: one block at a time."""
         return self.blocks()
 
+    def subsample(self, step: int) -> InMemoryRows | None:
+        """Every ``step``-th row (the rows InMemoryRows.subsample takes), read into memory in one pass.
+
+        None when they would take more rows than one chunk: the memory budget bounds them.
+        """
+        keep = np.arange(0, self.n, step)
+        if keep.size > self.chunk_rows:
+            return None
+        parts = []
+        for where, raw in self.chunks():
+            mine = keep[(keep >= where.start) & (keep < where.stop)]
+            parts.append(raw[mine - where.start])
+        X = standardize_to_tensor(np.concatenate(parts), self.mean, self.scale, self.device)
+        weights = None if self.sample_weight is None else self.sample_weight[keep]
+        return InMemoryRows(X, *_labels(self.y[self.index[keep]], weights, self.device))
+
     def blocks(self) -> Iterator[Block]:
         pin = self.device.type == "cuda"  # pinned host memory: the copy to the GPU overlaps
         for where, raw in self.chunks():

@@ -32,6 +32,7 @@ ProgressFn = Callable[[int, float], None]
 SumFn = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks (identity in one process)
 
 _MAX_LINE_SEARCH = 25  # objective evaluations one strong-Wolfe line search may use
+_FLOAT64_CELLS = 2**22  # rows x features up to which the objective's products run in float64
 # The warm start (see _warm_start) fits every step-th row, step >= _WARM_STEP, at most
 # about _WARM_ROWS rows (~1e-5 from the optimum on 1M x 100), and only with at least
 # _WARM_ROWS_PER_PARAMETER rows per weight.
@@ -116,6 +117,11 @@ class Objective:
         self.sum_ranks = sum_ranks or (lambda t: t)
         self.binary = model.linear.out_features == 1
         self.l2 = 0.0 if penalty == "none" else 1.0 / (C * self.n_total)
+        # The products' type. float32 rounding makes the objective a slightly rough
+        # function of the parameters, ~1e-7/sqrt(n) relative: on few rows that stalls
+        # L-BFGS short of ``tol`` where the data leave a direction nearly flat. Few rows
+        # cost little in float64; on many the roughness averages away.
+        self.dtype = torch.float64 if self.n_total * model.linear.in_features <= _FLOAT64_CELLS else torch.float32
 
     def batch_loss(self, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         """Mean loss of one batch plus the penalty: an unbiased estimate of the objective."""
@@ -138,18 +144,27 @@ class Objective:
         read once for both products while it is still in the CPU cache.
         """
         W, b = self.model.linear.weight.detach(), self.model.linear.bias.detach()  # (k, d), (k,)
+        Wp, bp = W.to(self.dtype), b.to(self.dtype)
         total = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
         workers = 1 if W.device.type == "cuda" else torch.get_num_threads()
-        for part in ordered_map(lambda block: self._block_sums(block, W, b, grad), self.rows.blocks(), workers):
+        for part in ordered_map(lambda block: self._block_sums(block, Wp, bp, grad), self.rows.blocks(), workers):
             total += part  # in block order whatever the thread count: runs agree to the bit
         total = self.sum_ranks(total) / self.n_total
         loss = total[0] + self._penalty().detach()
-        dW = total[1 : 1 + W.numel()].reshape(W.shape) + self.l2 * W.double()
-        return loss, [dW.to(W.dtype), total[1 + W.numel() :].to(b.dtype)]
+        dW, db = total[1 : 1 + W.numel()].reshape(W.shape), total[1 + W.numel() :]
+        if not self.binary:
+            # Each row's dloss/dz (softmax minus one-hot) sums to zero over the classes, so
+            # the exact gradient never shifts every class alike: the one direction the loss
+            # cannot see. Rounding in the float32 products would let the parameters drift
+            # along it; taking it out keeps them where exact arithmetic would.
+            dW, db = dW - dW.mean(dim=0), db - db.mean()
+        dW = dW + self.l2 * W.double()
+        return loss, [dW.to(W.dtype), db.to(b.dtype)]
 
     def _block_sums(self, block, W: torch.Tensor, b: torch.Tensor, grad: bool) -> torch.Tensor:
         """[sum of losses, sum of dloss/dW (k*d), sum of dloss/db (k)] over one block, float64."""
         X, y, w = block
+        X = X.to(W.dtype)  # the products' type (a copy of a cache-sized block when float64)
         sums = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
         z = torch.addmm(b, X, W.T).double()  # (m, k) logits
         losses = self._losses(z, y)
@@ -158,21 +173,23 @@ class Objective:
             G = self._dloss_dz(z, y)  # (m, k)
             if w is not None:
                 G = G * w[:, None]
-            sums[1 : 1 + W.numel()] = (G.T.float() @ X).reshape(-1)
+            sums[1 : 1 + W.numel()] = (G.T.to(X.dtype) @ X).reshape(-1)
             sums[1 + W.numel() :] = G.sum(dim=0)
         return sums
 
     def subsample(self, step: int) -> Objective | None:
-        """The same objective (same per-row penalty, same model) on every ``step``-th row.
+        """The same objective (same per-row penalty, same model) on every ``step``-th row, in memory.
 
-        None when the rows are not held in memory.
+        None when the row source cannot hold them (past the memory budget) on some rank.
         """
-        if not hasattr(self.rows, "subsample"):
+        rows = self.rows.subsample(step)
+        # [rows, ranks that have none]: under torchrun every rank must make the same choice
+        counts = self.sum_ranks(torch.tensor([0.0 if rows is None else rows.n, float(rows is None)],
+                                             dtype=torch.float64, device=self.model.linear.weight.device))
+        if counts[1] > 0:
             return None
         sub = copy.copy(self)
-        sub.rows = self.rows.subsample(step)
-        count = torch.tensor([float(sub.rows.n)], dtype=torch.float64, device=self.model.linear.weight.device)
-        sub.n_total = int(self.sum_ranks(count).item())
+        sub.rows, sub.n_total = rows, int(counts[0])
         return sub
 
     def hessian(self) -> torch.Tensor:
@@ -232,6 +249,18 @@ def fit(objective: Objective, settings: TrainSettings, progress: ProgressFn | No
     return history
 
 
+def _start_loss(objective: Objective) -> float:
+    """The objective where fitting starts, without a pass over the rows when it is known.
+
+    At zero parameters every row's probabilities are uniform, so every row's loss is
+    log(n_classes) and so is their mean (unweighted rows; the penalty is zero).
+    """
+    linear = objective.model.linear
+    if objective.rows.sample_weight is None and not (linear.weight.any() or linear.bias.any()):
+        return math.log(2 if objective.binary else linear.out_features)
+    return objective.loss().item()
+
+
 def _entry(epoch: int, loss: float, validation: Objective | None) -> dict:
     """One history entry; the held-out loss is evaluated at the same parameters."""
     entry = {"epoch": epoch, "loss": loss}
@@ -242,7 +271,7 @@ def _entry(epoch: int, loss: float, validation: Objective | None) -> dict:
 
 
 def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list[dict]:
-    history = [_entry(0, objective.loss().item(), validation)]
+    history = [_entry(0, _start_loss(objective), validation)]
     # The warm start moves the parameters (every model) and may return whitened coordinates (binary).
     coords = (_warm_start(objective, lr, epochs, tol) if epochs else None) or _Direct(params)
     closure = _CachedClosure(objective, coords)
@@ -258,8 +287,15 @@ def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list
     for epoch in range(1, epochs + 1):
         if closure.grad_max() <= tol:
             break
+        before = [p.detach().clone() for p in coords.params]
         opt.step(closure)
         prev, loss = loss, closure().item()
+        if loss > prev:  # the line search gave up at the float32 products' noise floor: keep the best
+            with torch.no_grad():
+                for p, q in zip(coords.params, before):
+                    p.copy_(q)
+            coords.load()
+            break
         history.append(_entry(epoch, loss, validation))
         if progress:
             progress(epoch, loss)
@@ -286,7 +322,7 @@ def _warm_start(objective, lr, epochs, tol):
     sub = objective.subsample(step)
     if sub is None:
         return None
-    _fit_lbfgs(sub, list(sub.model.linear.parameters()), lr, epochs, tol, None, None)
+    _fit_lbfgs(sub, list(sub.model.linear.parameters()), lr, epochs, max(tol, 1e-4), None, None)
     # Binary models only: a softmax's Hessian couples the classes, and its one flat
     # direction (all classes shifted alike, held only by the penalty) is what a
     # per-class preconditioner gets wrong; multiclass fits start warm in their own
@@ -297,7 +333,7 @@ def _warm_start(objective, lr, epochs, tol):
 def _fit_first_order(objective, params, settings, lr, epochs, progress, validation) -> list[dict]:
     opt = torch.optim.SGD(params, lr=lr) if settings.optimizer == "sgd" else torch.optim.Adam(params, lr=lr)
     gen = torch.Generator(device="cpu").manual_seed(settings.seed)
-    history = [_entry(0, objective.loss().item(), validation)]
+    history = [_entry(0, _start_loss(objective), validation)]
     for epoch in range(1, epochs + 1):
         if settings.batch_size is None:
             _set_grads(params, objective.loss_and_grad()[1])  # full batch: every row, every rank

@@ -99,11 +99,13 @@ def test_multiclass_coef_shape_and_classes_follow_sklearn():
 
 
 def test_starting_loss_is_log_of_class_count():
-    """Zero parameters give uniform probabilities: loss ln K at epoch 0."""
+    """Zero parameters give uniform probabilities: loss ln K at epoch 0. Balanced weights
+    average to 1, so the same holds with them (computed by a pass over the rows)."""
     for k in (2, 3):
         X, y = make_data(k, seed=k)
-        est = LogisticRegression(device="cpu", epochs=1).fit(X, y)
-        assert est.history_[0]["loss"] == pytest.approx(math.log(k), rel=1e-6)
+        for class_weight in (None, "balanced"):
+            est = LogisticRegression(device="cpu", epochs=1, class_weight=class_weight).fit(X, y)
+            assert est.history_[0]["loss"] == pytest.approx(math.log(k), rel=1e-6)
 
 
 @pytest.mark.parametrize("optimizer,kwargs", [("sgd", {"lr": 0.5}), ("adam", {"lr": 0.05}),
@@ -180,8 +182,9 @@ def test_unfitted_estimator_says_so():
         LogisticRegression().predict([[1.0, 2.0]])
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("n_classes,weighted", [(2, False), (2, True), (3, False), (4, True)])
-def test_blocked_gradient_equals_autograd(n_classes, weighted):
+def test_blocked_gradient_equals_autograd(n_classes, weighted, dtype):
     """loss_and_grad (written out, one pass in blocks) against torch autograd on the whole batch."""
     from edgelr.model import LogisticModel
     from edgelr.rows import InMemoryRows
@@ -196,12 +199,18 @@ def test_blocked_gradient_equals_autograd(n_classes, weighted):
         model.linear.weight.normal_()
         model.linear.bias.normal_()
     objective = Objective(model, rows, C=0.3, penalty="l2")
+    objective.dtype = dtype  # the products' type (float64 on so few rows by default)
     loss, (dW, db) = objective.loss_and_grad()
-    reference = objective.batch_loss(rows.X, rows.y, rows.sample_weight)  # autograd on every row at once
+    # autograd on every row at once, products in the same type
+    W = model.linear.weight.detach().to(dtype).requires_grad_()
+    b = model.linear.bias.detach().to(dtype).requires_grad_()
+    losses = objective._losses((rows.X.to(dtype) @ W.T + b).double(), rows.y)
+    losses = losses if rows.sample_weight is None else losses * rows.sample_weight
+    reference = losses.mean() + 0.5 * objective.l2 * W.double().square().sum()
     reference.backward()
     assert loss.item() == pytest.approx(reference.item(), rel=1e-12)
-    np.testing.assert_allclose(dW.numpy(), model.linear.weight.grad.numpy(), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(db.numpy(), model.linear.bias.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(dW.numpy(), W.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(db.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("budget", [[], ["--memory-budget", "32kB"]])
