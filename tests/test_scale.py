@@ -165,3 +165,27 @@ def test_streamed_chunks_never_read_more_than_chunk_rows():
     got = np.concatenate([raw for _, raw in rows.chunks()])
     np.testing.assert_array_equal(got, cache[index])
     assert max(reads) <= 100
+
+
+@pytest.mark.parametrize("chunk_rows", [700, 10_000])
+def test_streamed_subsample_takes_the_in_memory_rows(chunk_rows):
+    """The warm start's every-step-th rows, read from a cache with a sparse index, are the
+    rows the in-memory source takes; past one chunk's rows (the budget) there are none."""
+    import torch
+
+    from edgelr.rows import InMemoryRows, StreamedRows
+
+    rng = np.random.default_rng(3)
+    cache = rng.normal(size=(10_000, 3)) * [1, 10, 100] + [5, -5, 50]
+    y = rng.integers(0, 3, size=10_000)
+    index = np.sort(rng.choice(10_000, size=6_000, replace=False))
+    weights = rng.uniform(0.5, 2.0, size=index.size)
+    mean, scale = cache.mean(axis=0), cache.std(axis=0)
+    streamed = StreamedRows(lambda a, b: cache[a:b], y, index, weights, mean, scale, torch.device("cpu"), chunk_rows)
+    sub = streamed.subsample(9)
+    if chunk_rows < 6_000 // 9:
+        assert sub is None
+        return
+    ref = InMemoryRows.standardized(cache, y[index], weights, mean, scale, torch.device("cpu"), index=index).subsample(9)
+    assert sub.n == ref.n == 667
+    assert torch.equal(sub.X, ref.X) and torch.equal(sub.y, ref.y) and torch.equal(sub.sample_weight, ref.sample_weight)
