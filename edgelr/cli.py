@@ -100,7 +100,7 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
         with _ProgressBar(enabled=not as_json and main_rank, total=settings.resolved_epochs) as progress:
             result, dataset = _train_job(data, estimator, out, label=label, features=feature_list, budget=budget,
                                          streamed=streamed, val_fraction=val_fraction, progress=progress,
-                                         cluster=cluster)
+                                         cluster=cluster, whole=report_dir is not None)
     finally:
         if cluster is not None:
             cluster.close()
@@ -287,8 +287,12 @@ def report(checkpoint, data, out_dir, label, model) -> None:
     _echo_report(report_checkpoint(checkpoint, data, out_dir, label=label, model=model))
 
 
-def _train_job(data, estimator, out, *, label, features, budget, streamed, val_fraction, progress, cluster):
-    """(TrainResult, Dataset or None): in memory, or streamed when DATA is past the budget."""
+def _train_job(data, estimator, out, *, label, features, budget, streamed, val_fraction, progress, cluster, whole):
+    """(TrainResult, Dataset or None): in memory, or streamed when DATA is past the budget.
+
+    Under torchrun each rank reads only its share of the rows, unless ``whole``: the
+    report draws every held-out row on rank 0.
+    """
     from edgelr.data import read_csv, students
     from edgelr.workflow import train_checkpoint, train_streamed
 
@@ -296,7 +300,12 @@ def _train_job(data, estimator, out, *, label, features, budget, streamed, val_f
         result = train_streamed(data, estimator, out, budget=budget, label=label, features=features,
                                 val_fraction=val_fraction, progress=progress, cluster=cluster)
         return result, None
-    dataset = read_csv(data, label=label, features=features) if data else students()
+    if data and cluster is not None and not whole:
+        from edgelr.distributed import read_share
+
+        dataset = read_share(data, label=label, features=features, cluster=cluster)  # this rank's rows
+    else:
+        dataset = read_csv(data, label=label, features=features) if data else students()
     result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress, cluster=cluster)
     return result, dataset
 

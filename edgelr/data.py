@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import math
 import os
 import stat
@@ -38,7 +39,7 @@ _CHUNK_ROWS = 65_536
 class Dataset:
     """A labelled table ready for training.
 
-    X : ndarray of shape (n_rows, n_features), float64 raw feature values
+    X : ndarray of shape (n_rows, n_features), float64 raw feature values (see first_row)
     y : ndarray of shape (n_rows,), int64 index into ``classes``
     """
 
@@ -48,10 +49,13 @@ class Dataset:
     classes: list
     label_name: str
     source: str  # the file it came from, for messages and the model card
+    # None: X holds every row. Under torchrun, a rank that read only its share holds rows
+    # [first_row, first_row + len(X)) in X, and y still holds every row's label.
+    first_row: int | None = None
 
     @property
     def n_rows(self) -> int:
-        return int(self.X.shape[0])
+        return int(self.y.size)
 
 
 def students() -> Dataset:
@@ -101,6 +105,55 @@ def read_features(path: str | os.PathLike, feature_names: Sequence[str]) -> np.n
         fast = table.read_numeric(list(feature_names), None)
         X = fast[0] if fast is not None else table.read(list(feature_names), None)[0]
     return X
+
+
+def read_numeric_share(path: str | os.PathLike, *, label: str | None, features: Sequence[str] | None,
+                       part: int, parts: int) -> tuple[list[str], str, np.ndarray, np.ndarray] | None:
+    """(feature names, label name, X, label values) of the ``part``-th of ``parts`` slices of the file.
+
+    The data lines are cut into ``parts`` byte ranges at line ends, so each part reads
+    only its own bytes (one rank's share under torchrun) and the parts, in order, are the
+    file's rows in order. Only an all-numeric regular file takes this path: anything
+    else returns None, and the caller reads the whole file with the exact reader, which
+    names the line and column of any problem.
+    """
+    with _Table(path) as table:
+        feature_names, label_name = table.columns(label, features)
+        width, name = len(table.header), table.name
+    if not is_regular_file(name):
+        return None
+    with open(name, "rb") as handle:
+        header = handle.readline()
+        body, size = handle.tell(), os.fstat(handle.fileno()).st_size
+
+        def line_start(offset: int) -> int:
+            """The first line start at or after ``offset``."""
+            if offset <= body or offset >= size:
+                return min(max(offset, body), size)
+            handle.seek(offset - 1)
+            handle.readline()  # the rest of the line holding byte offset - 1
+            return handle.tell()
+
+        lo, hi = (line_start(body + (size - body) * k // parts) for k in (part, part + 1))
+        handle.seek(lo)
+        data = handle.read(hi - lo)
+    try:
+        text = header.decode("utf-8-sig") + data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    rows = _all_numeric(io.StringIO(text), width)
+    if rows is None:
+        return None
+    labels = rows[:, table.header.index(label_name)]
+    return feature_names, label_name, _select(rows, table.header, feature_names), labels
+
+
+def _select(table: np.ndarray, header: list[str], names: Sequence[str]) -> np.ndarray:
+    """The named columns of a parsed table: a view when they are side by side (no 400 MB copy for 1M x 50)."""
+    cols = [header.index(n) for n in names]
+    if cols == list(range(cols[0], cols[0] + len(cols))):
+        return table[:, cols[0] : cols[0] + len(cols)]
+    return table[:, cols]
 
 
 def labels_from_cells(cells: Sequence[str], *, where: str) -> tuple[list, np.ndarray]:
@@ -342,13 +395,8 @@ class _Table:
         table = _all_numeric(self.path, len(self.header))
         if table is None:
             return None
-        cols = [self.header.index(n) for n in feature_names]
-        if cols == list(range(cols[0], cols[0] + len(cols))):
-            X = table[:, cols[0] : cols[0] + len(cols)]  # a view: no 400 MB copy for 1M x 50
-        else:
-            X = table[:, cols]
         labels = table[:, self.header.index(label_name)] if label_name is not None else None
-        return X, labels
+        return _select(table, self.header, feature_names), labels
 
     def blocks(self, feature_names: Sequence[str], label_name: str | None = None):
         """Yield (X block float64, label cells) per chunk of rows; the table is read once.
@@ -448,8 +496,9 @@ class _Table:
         return cells
 
 
-def _all_numeric(path: str, width: int) -> np.ndarray | None:
-    """Every row of a headed CSV as float64 (n_rows, width), or None if any cell is not a finite number.
+def _all_numeric(source: str | io.TextIOBase, width: int) -> np.ndarray | None:
+    """Every row of a headed CSV (a path, or text with the header line) as float64 (n_rows, width),
+    or None if any cell is not a finite number.
 
     pandas' C parser when pandas is installed (the training extra has it: ~2x numpy's on
     1M x 50, bench/readers.py), else numpy's.
@@ -457,10 +506,10 @@ def _all_numeric(path: str, width: int) -> np.ndarray | None:
     try:
         import pandas as pd
     except ImportError:
-        return _all_numeric_numpy(path, width)
+        return _all_numeric_numpy(source, width)
     try:
         # A ragged row either raises (too many fields) or leaves a NaN (too few): both fall back.
-        frame = pd.read_csv(path, dtype=np.float64, engine="c", encoding="utf-8-sig")
+        frame = pd.read_csv(source, dtype=np.float64, engine="c", encoding="utf-8-sig")
     except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError):
         return None
     # Rows one field longer than the header make pandas take the first column as the row
@@ -480,9 +529,10 @@ def _all_finite(table: np.ndarray) -> bool:
         return bool(np.isfinite(table.sum(axis=0)).all() or np.isfinite(table).all())
 
 
-def _all_numeric_numpy(path: str, width: int) -> np.ndarray | None:
+def _all_numeric_numpy(source: str | io.TextIOBase, width: int) -> np.ndarray | None:
+    opened = open(source, encoding="utf-8-sig") if isinstance(source, str) else contextlib.nullcontext(source)
     try:
-        with open(path, encoding="utf-8-sig") as handle, warnings.catch_warnings():
+        with opened as handle, warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
             handle.readline()  # the header, already checked by the exact reader
             # comments=None: '#' is data here; without usecols, a ragged row is an error.

@@ -1,7 +1,7 @@
 """Data-parallel training under torchrun, with torch.distributed (gloo on CPU, nccl on GPU).
 
-Every rank holds a share of the training rows. The objective's sums (loss, gradient)
-and the standardization moments are combined over ranks, so each rank runs the same
+Every rank reads and holds a share of the rows. The objective's sums (loss, gradient),
+the standardization moments and the metrics are combined over ranks, so each rank runs the same
 L-BFGS steps on the same numbers as one process holding every row would.
 """
 
@@ -15,8 +15,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from edgelr.data import Moments
+from edgelr.data import Dataset, Moments, encode_labels, integral_as_int, read_csv, read_numeric_share
 from edgelr.errors import ConfigError
+from edgelr.metrics import MetricsAccumulator
 
 
 @dataclass
@@ -50,6 +51,27 @@ class Cluster:
             total = total.merge(part)
         return total
 
+    def gather_rows(self, values: np.ndarray) -> np.ndarray:
+        """Every rank's 1-D float64 values, concatenated in rank order, on every rank."""
+        local = torch.as_tensor(np.asarray(values, dtype=np.float64), device=self.device)
+        sizes = [torch.zeros(1, dtype=torch.int64, device=self.device) for _ in range(self.world_size)]
+        with self._collective("gathering per-row values"):
+            dist.all_gather(sizes, torch.tensor([local.numel()], dtype=torch.int64, device=self.device))
+            padded = torch.zeros(max(int(n) for n in sizes), dtype=torch.float64, device=self.device)
+            padded[: local.numel()] = local
+            parts = [torch.empty_like(padded) for _ in range(self.world_size)]
+            dist.all_gather(parts, padded)
+        return torch.cat([part[: int(n)] for part, n in zip(parts, sizes)]).cpu().numpy()
+
+    def combine_metrics(self, local: MetricsAccumulator) -> MetricsAccumulator:
+        """Every rank's metric sums added (and, for the ROC AUC, every row's score gathered)."""
+        counts, scores, positive = local.parts()
+        binary = bool(self.sum(torch.tensor([float(bool(local.binary))], device=self.device)).item())
+        counts = self.sum(torch.as_tensor(counts, device=self.device)).cpu().numpy()
+        if binary:
+            scores, positive = self.gather_rows(scores), self.gather_rows(positive)
+        return MetricsAccumulator.from_parts(counts, scores, positive, binary=binary)
+
     def barrier(self) -> None:
         with self._collective("waiting for rank 0 to write the checkpoint"):
             dist.barrier()
@@ -67,6 +89,25 @@ class Cluster:
     def close(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def read_share(path: str | os.PathLike, *, label: str | None, features: list[str] | None, cluster: Cluster) -> Dataset:
+    """The CSV as this rank needs it: its own slice of the rows, and every row's label.
+
+    Each rank parses only its byte range of an all-numeric file; the labels (one number
+    per row) are gathered so every rank makes the same classes and the same stratified
+    split. If any rank cannot take that path (text labels, a bad cell, a pipe), every
+    rank reads the whole file with the exact reader instead, which names any problem.
+    """
+    share = read_numeric_share(path, label=label, features=features, part=cluster.rank, parts=cluster.world_size)
+    if cluster.sum(torch.tensor([float(share is None)], device=cluster.device)).item():
+        return read_csv(path, label=label, features=features)
+    feature_names, label_name, X, label_values = share
+    counts = cluster.gather_rows(np.array([X.shape[0]]))
+    labels = cluster.gather_rows(label_values)
+    source = os.fspath(path)
+    classes, y = encode_labels(integral_as_int(labels), where=f"{source}, column '{label_name}'")
+    return Dataset(X, y, feature_names, classes, label_name, source, first_row=int(counts[: cluster.rank].sum()))
 
 
 def check_supported(settings) -> None:

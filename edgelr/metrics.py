@@ -59,6 +59,25 @@ class MetricsAccumulator:
             self._scores.append(proba[:, 1].copy())
             self._positive.append((y == 1).astype(np.int8))
 
+    def parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(counts [rows, correct, tp, fp, fn, nll], positive-class scores, 1.0 for positive rows):
+        what several ranks' accumulators are combined from (``from_parts``)."""
+        counts = np.array([self.rows, self.correct, self.tp, self.fp, self.fn, self.nll], dtype=np.float64)
+        scores = np.concatenate(self._scores) if self._scores else np.zeros(0)
+        positive = np.concatenate(self._positive).astype(np.float64) if self._positive else np.zeros(0)
+        return counts, scores, positive
+
+    @classmethod
+    def from_parts(cls, counts: np.ndarray, scores: np.ndarray, positive: np.ndarray, *,
+                   binary: bool) -> MetricsAccumulator:
+        """An accumulator holding the given (summed, concatenated) parts."""
+        acc = cls()
+        acc.rows, acc.correct, acc.tp, acc.fp, acc.fn = (int(round(c)) for c in counts[:5])
+        acc.nll, acc.binary = float(counts[5]), binary
+        if binary:
+            acc._scores, acc._positive = [scores], [positive.astype(np.int8)]
+        return acc
+
     def result(self) -> dict[str, float]:
         out = {"accuracy": self.correct / self.rows, "log_loss": self.nll / self.rows}
         if self.binary:

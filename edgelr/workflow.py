@@ -7,6 +7,7 @@ report functions, so training works without the report extra.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from edgelr.errors import DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
 from edgelr.metrics import MetricsAccumulator, classification_metrics
 from edgelr.model import probabilities
-from edgelr.rows import InMemoryRows, StreamedRows, row_chunks
+from edgelr.rows import InMemoryRows, StreamedRows
 from edgelr.train import ProgressFn, resolve_device
 
 if TYPE_CHECKING:
@@ -55,10 +56,8 @@ def train_checkpoint(
     sources = _fit_split(estimator, dataset, train_rows, val_rows, progress, cluster)
     summary = _summary(dataset, train_rows, val_rows)
 
-    def metrics_of(rows):
-        if cluster is None:  # the rows training standardized are still in memory: score those
-            return _metrics_of_source(estimator, sources[0] if rows is train_rows else sources[1])
-        return _metrics(estimator, dataset, rows)  # rank 0 holds one share only: score the dataset
+    def metrics_of(rows):  # the rows training standardized (this rank's) are still in memory: score those
+        return _metrics_of_source(estimator, sources[0] if rows is train_rows else sources[1], cluster)
 
     metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
     return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
@@ -110,7 +109,7 @@ def train_streamed(
         summary = _summary(table, train_rows, val_rows)
 
         def metrics_of(rows):
-            return _metrics_of_source(estimator, source(rows, None, mean, scale))
+            return _metrics_of_source(estimator, source(share(rows), None, mean, scale), cluster)
 
         metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
     return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
@@ -129,14 +128,13 @@ def _summary(data, train_rows: np.ndarray, val_rows: np.ndarray) -> dict:
 
 
 def _save(estimator, out, metrics_of, summary: dict, split, val_fraction: float, cluster) -> dict:
-    """Score the split and write the checkpoint: on rank 0 only under torchrun."""
+    """Score the split (every rank its own rows under torchrun) and write the checkpoint (rank 0)."""
     train_rows, val_rows = split
-    metrics: dict = {}
+    metrics = {
+        "train": metrics_of(train_rows),
+        "validation": metrics_of(val_rows) if val_rows.size else None,
+    }
     if cluster is None or cluster.is_main:
-        metrics = {
-            "train": metrics_of(train_rows),
-            "validation": metrics_of(val_rows) if val_rows.size else None,
-        }
         config = {**estimator.config_, "val_fraction": val_fraction,
                   **({"world_size": cluster.world_size} if cluster else {})}
         estimator.save(out, metrics=metrics, extra={"data": summary, "config": config})
@@ -152,21 +150,36 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     """
     estimator.settings()  # bad settings fail before any work on the data
     device = cluster.device if cluster else resolve_device(estimator.device)
-    share = cluster.share if cluster else (lambda rows: rows)
-    mine = share(train_rows)
+    pick = _picker(dataset, cluster)
+    first = dataset.first_row or 0  # X holds rows from this one on
+    mine = pick(train_rows)
     weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes))  # global class counts
     rows, mean, scale = InMemoryRows.fitted(
-        dataset.X, dataset.y[mine], None if weights is None else share(weights),
-        lambda moments: _scaler(estimator, moments, cluster), device, index=mine)
-    val_mine = share(val_rows)
-    validation = (InMemoryRows.standardized(dataset.X, dataset.y[val_mine], None, mean, scale, device, index=val_mine)
-                  if val_rows.size else None)
+        dataset.X, dataset.y[train_rows[mine]], None if weights is None else weights[mine],
+        lambda moments: _scaler(estimator, moments, cluster), device, index=train_rows[mine] - first)
+    val_mine = val_rows[pick(val_rows)]
+    validation = (InMemoryRows.standardized(dataset.X, dataset.y[val_mine], None, mean, scale, device,
+                                            index=val_mine - first) if val_rows.size else None)
     estimator.fit_rows(
         rows, classes=dataset.classes, feature_names=dataset.feature_names, mean=mean, scale=scale, device=device,
         n_total=int(train_rows.size), sum_ranks=cluster.sum if cluster else None, progress=progress,
         validation=validation, n_validation=int(val_rows.size),
     )
     return rows, validation
+
+
+def _picker(dataset: Dataset, cluster: Cluster | None) -> Callable[[np.ndarray], np.ndarray]:
+    """pick(rows) -> positions in ``rows`` (sorted row numbers) of those this rank trains on.
+
+    The rows it read when it read only its share; else every world_size-th; in one
+    process, all of them.
+    """
+    if dataset.first_row is not None:
+        lo, hi = dataset.first_row, dataset.first_row + dataset.X.shape[0]
+        return lambda rows: np.flatnonzero((rows >= lo) & (rows < hi))
+    if cluster is not None:
+        return lambda rows: np.arange(cluster.rank, rows.size, cluster.world_size)
+    return lambda rows: np.arange(rows.size)
 
 
 def _scaler(estimator, moments: Moments, cluster: Cluster | None) -> tuple[np.ndarray, np.ndarray]:
@@ -176,28 +189,20 @@ def _scaler(estimator, moments: Moments, cluster: Cluster | None) -> tuple[np.nd
     return estimator.scaler((moments.mean, scale_of(moments)), moments.mean.size)
 
 
-def _metrics_of_source(estimator: LogisticRegression, source) -> dict:
-    """Metrics of the fitted model on a row source's standardized float32 blocks.
+def _metrics_of_source(estimator: LogisticRegression, source, cluster: Cluster | None) -> dict:
+    """Metrics of the fitted model on a row source's standardized float32 blocks, over all ranks.
 
     The same float32 features training used (and the exported graph takes), in blocks:
     no second standardization pass in float64, no probabilities of every row held.
     """
-    block = next(iter(source.blocks()))[0]
-    W = torch.as_tensor(estimator.coef_, dtype=torch.float32, device=block.device)  # (k, d), standardized units
-    b = torch.as_tensor(estimator.intercept_, dtype=torch.float64, device=block.device)
+    W = torch.as_tensor(estimator.coef_, dtype=torch.float32)  # (k, d), standardized units
+    b = torch.as_tensor(estimator.intercept_, dtype=torch.float64)
     metrics = MetricsAccumulator()
     with torch.no_grad():
         for X, y, _ in source.blocks():
-            proba = probabilities((X @ W.T).double() + b)  # (m, n_classes)
+            proba = probabilities((X @ W.to(X.device).T).double() + b.to(X.device))  # (m, n_classes)
             metrics.update(y.cpu().numpy(), proba.cpu().numpy())
-    return metrics.result()
-
-
-def _metrics(estimator: LogisticRegression, dataset: Dataset, rows: np.ndarray) -> dict:
-    # The dataset's class indices are the estimator's: both are sorted(set(labels)).
-    # In chunks: no full-size copy of the rows (nor float64 temporaries of them).
-    proba = np.concatenate([estimator.predict_proba(part) for _, part in row_chunks(dataset.X, rows, 2**22)])
-    return classification_metrics(dataset.y[rows], proba)
+    return (cluster.combine_metrics(metrics) if cluster else metrics).result()
 
 
 def report_training(dataset: Dataset, result: TrainResult, out_dir: str | os.PathLike) -> Report:

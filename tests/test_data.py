@@ -403,3 +403,38 @@ def test_rows_one_field_longer_than_the_header_are_an_error(tmp_path):
     path.write_text("a,b,y\n1,2,0,7\n3,4,1,8\n5,6,0,9\n")
     with pytest.raises(DataError, match="line 2: 4 fields, expected 3 as in the header"):
         read_csv(path)
+
+
+# -- one rank's share of a file ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("trailing", [True, False])
+@pytest.mark.parametrize("parts", [1, 2, 3, 7])
+def test_shares_of_a_file_are_its_rows_in_order(tmp_path, newline, trailing, parts):
+    """Byte ranges cut at line ends: the parts, in order, are the exact reader's rows,
+    whatever the line ends, a BOM, or a last line without its newline."""
+    from edgelr.data import read_numeric_share
+
+    lines = ["a,b,label,c"] + [f"{i}.25,{-i * 3},{i % 3},{i * 1e-3:.6f}" for i in range(1, 40)]
+    path = tmp_path / "data.csv"
+    path.write_bytes(("\ufeff" + newline.join(lines) + (newline if trailing else "")).encode("utf-8"))
+    full = read_csv(path, label="label", features=["c", "a"])
+    got = [read_numeric_share(path, label="label", features=["c", "a"], part=k, parts=parts) for k in range(parts)]
+    assert all(g[:2] == (["c", "a"], "label") for g in got)
+    np.testing.assert_array_equal(np.concatenate([g[2] for g in got]), full.X)
+    np.testing.assert_array_equal(np.concatenate([g[3] for g in got]), np.asarray(full.classes)[full.y])
+    sizes = [g[2].shape[0] for g in got]
+    assert max(sizes) - min(sizes) <= 2  # about equal bytes, so about equal rows
+
+
+@pytest.mark.parametrize("text", [
+    "a,label\n1,x\n2,y\n3,x\n4,y\n",  # text labels: the exact reader makes the classes
+    "a,label\n1,0\n2,\n3,1\n4,0\n",  # an empty cell: the exact reader names it
+    "a,label\n1,0\n",  # fewer rows than parts
+])
+def test_shares_fall_back_to_the_exact_reader(tmp_path, text):
+    from edgelr.data import read_numeric_share
+
+    path = csv_file(tmp_path, text)
+    assert any(read_numeric_share(path, label=None, features=None, part=k, parts=2) is None for k in range(2))

@@ -186,6 +186,45 @@ def test_streamed_subsample_takes_the_in_memory_rows(chunk_rows):
     if chunk_rows < 6_000 // 9:
         assert sub is None
         return
-    ref = InMemoryRows.standardized(cache, y[index], weights, mean, scale, torch.device("cpu"), index=index).subsample(9)
+    whole = InMemoryRows.standardized(cache, y[index], weights, mean, scale, torch.device("cpu"), index=index)
+    ref = whole.subsample(9)
     assert sub.n == ref.n == 667
     assert torch.equal(sub.X, ref.X) and torch.equal(sub.y, ref.y) and torch.equal(sub.sample_weight, ref.sample_weight)
+
+
+# A torchrun entry point that fails if any rank reads the whole file (the in-memory path's
+# whole-file reader), then runs the CLI.
+_SHARE_ONLY = """
+import sys
+import edgelr.data, edgelr.distributed
+from edgelr.cli import main
+
+def whole_file(*args, **kwargs):
+    raise SystemExit("a rank read the whole file")
+
+edgelr.data.read_csv = edgelr.distributed.read_csv = whole_file
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
+                    reason="torchrun is installed with torch; this environment has no torchrun script")
+def test_torchrun_ranks_read_only_their_share_and_equal_one_process(tmp_path):
+    """Numeric labels: each rank parses its byte range only (the whole-file reader is
+    disabled), yet the model and every metric equal the one-process run's."""
+    X, y = make_data(2, n_rows=6000, seed=8)
+    path = data_csv(tmp_path / "numeric.csv", X, y)
+    one = train(path, "-o", tmp_path / "one.pt", "--class-weight", "balanced")
+    entry = tmp_path / "share_only.py"
+    entry.write_text(_SHARE_ONLY)
+    run = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--standalone", "--nproc-per-node", "2",
+         str(entry), "train", str(path), "-o", str(tmp_path / "two.pt"), "--class-weight", "balanced", "--json"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    two = json.loads(run.stdout)
+    assert max_diff(tmp_path / "one.pt", tmp_path / "two.pt", X) < 1e-4
+    for split in ("train", "validation"):
+        for name, value in one["metrics"][split].items():
+            assert two["metrics"][split][name] == pytest.approx(value, abs=1e-6), (split, name)
