@@ -122,19 +122,8 @@ def read_numeric_share(path: str | os.PathLike, *, label: str | None, features: 
         width, name = len(table.header), table.name
     if not is_regular_file(name):
         return None
+    header, lo, hi = byte_range(name, part, parts)
     with open(name, "rb") as handle:
-        header = handle.readline()
-        body, size = handle.tell(), os.fstat(handle.fileno()).st_size
-
-        def line_start(offset: int) -> int:
-            """The first line start at or after ``offset``."""
-            if offset <= body or offset >= size:
-                return min(max(offset, body), size)
-            handle.seek(offset - 1)
-            handle.readline()  # the rest of the line holding byte offset - 1
-            return handle.tell()
-
-        lo, hi = (line_start(body + (size - body) * k // parts) for k in (part, part + 1))
         handle.seek(lo)
         data = handle.read(hi - lo)
     try:
@@ -146,6 +135,38 @@ def read_numeric_share(path: str | os.PathLike, *, label: str | None, features: 
         return None
     labels = rows[:, table.header.index(label_name)]
     return feature_names, label_name, _select(rows, table.header, feature_names), labels
+
+
+def byte_range(path: str, part: int, parts: int) -> tuple[bytes, int, int]:
+    """(header line, start, stop): the ``part``-th of ``parts`` byte ranges of the data lines, cut at line starts."""
+    with open(path, "rb") as handle:
+        header = handle.readline()
+        body, size = handle.tell(), os.fstat(handle.fileno()).st_size
+
+        def line_start(offset: int) -> int:
+            """The first line start at or after ``offset``."""
+            if offset <= body or offset >= size:
+                return min(max(offset, body), size)
+            handle.seek(offset - 1)
+            handle.readline()  # the rest of the line holding byte offset - 1
+            return handle.tell()
+
+        start, stop = (line_start(body + (size - body) * k // parts) for k in (part, part + 1))
+        return header, start, stop
+
+
+class _ByteRange(io.RawIOBase):
+    """A binary file read from its current position up to byte ``stop`` only."""
+
+    def __init__(self, handle, stop: int):
+        self.handle, self.stop = handle, stop
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.stop - self.handle.tell())
+        return self.handle.readinto(memoryview(buffer)[:n]) if n > 0 else 0
 
 
 def _select(table: np.ndarray, header: list[str], names: Sequence[str]) -> np.ndarray:
@@ -544,14 +565,24 @@ def _all_numeric_numpy(source: str | io.TextIOBase, width: int) -> np.ndarray | 
     return table
 
 
-def numeric_chunks(path: str, width: int, chunk_rows: int) -> Iterator[np.ndarray]:
+def numeric_chunks(path: str, width: int, chunk_rows: int,
+                   byte_range: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
     """All-numeric rows in float64 blocks of shape (<= chunk_rows, width), for streaming.
 
+    ``byte_range`` (start, stop), cut at line starts: only the data lines in those bytes.
     Raises NotAllNumeric where the exact reader must take over (it names the problem).
     """
-    with open(path, encoding="utf-8-sig") as handle, warnings.catch_warnings():
+    with contextlib.ExitStack() as stack:
+        if byte_range is None:
+            handle = stack.enter_context(open(path, encoding="utf-8-sig"))
+            handle.readline()
+        else:
+            raw = stack.enter_context(open(path, "rb"))
+            raw.seek(byte_range[0])
+            handle = stack.enter_context(io.TextIOWrapper(io.BufferedReader(_ByteRange(raw, byte_range[1])),
+                                                          encoding="utf-8"))
+        stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("ignore", UserWarning)
-        handle.readline()
         while True:
             try:
                 block = np.loadtxt(handle, delimiter=",", comments=None, dtype=np.float64, ndmin=2,

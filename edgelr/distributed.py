@@ -18,6 +18,7 @@ import torch.distributed as dist
 from edgelr.data import Dataset, Moments, encode_labels, integral_as_int, read_csv, read_numeric_share
 from edgelr.errors import ConfigError
 from edgelr.metrics import MetricsAccumulator
+from edgelr.outofcore import CachedTable, cache_csv, cache_csv_share
 
 
 @dataclass
@@ -29,10 +30,6 @@ class Cluster:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-    def share(self, rows: np.ndarray) -> np.ndarray:
-        """This rank's rows: every world_size-th, so shares differ by one row at most."""
-        return rows[self.rank :: self.world_size]
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """Elementwise sum over ranks (a new tensor; the argument is left as it was)."""
@@ -72,6 +69,16 @@ class Cluster:
             scores, positive = self.gather_rows(scores), self.gather_rows(positive)
         return MetricsAccumulator.from_parts(counts, scores, positive, binary=binary)
 
+    def everyone(self, ok: bool) -> bool:
+        """Whether ``ok`` holds on every rank (all ranks get the same answer)."""
+        return not self.sum(torch.tensor([float(not ok)], device=self.device)).item()
+
+    def labels_of_all_rows(self, values: np.ndarray, *, where: str) -> tuple[list, np.ndarray, int]:
+        """(classes, class index of every row of every rank, this rank's first row) from each rank's label values."""
+        counts = self.gather_rows(np.array([values.size]))
+        classes, y = encode_labels(integral_as_int(self.gather_rows(values)), where=where)
+        return classes, y, int(counts[: self.rank].sum())
+
     def barrier(self) -> None:
         with self._collective("waiting for rank 0 to write the checkpoint"):
             dist.barrier()
@@ -100,14 +107,24 @@ def read_share(path: str | os.PathLike, *, label: str | None, features: list[str
     rank reads the whole file with the exact reader instead, which names any problem.
     """
     share = read_numeric_share(path, label=label, features=features, part=cluster.rank, parts=cluster.world_size)
-    if cluster.sum(torch.tensor([float(share is None)], device=cluster.device)).item():
+    if not cluster.everyone(share is not None):
         return read_csv(path, label=label, features=features)
     feature_names, label_name, X, label_values = share
-    counts = cluster.gather_rows(np.array([X.shape[0]]))
-    labels = cluster.gather_rows(label_values)
-    source = os.fspath(path)
-    classes, y = encode_labels(integral_as_int(labels), where=f"{source}, column '{label_name}'")
-    return Dataset(X, y, feature_names, classes, label_name, source, first_row=int(counts[: cluster.rank].sum()))
+    classes, y, first_row = cluster.labels_of_all_rows(label_values, where=f"{os.fspath(path)}, column '{label_name}'")
+    return Dataset(X, y, feature_names, classes, label_name, os.fspath(path), first_row=first_row)
+
+
+def cache_share(path: str | os.PathLike, folder: str, *, label: str | None, features: list[str] | None, budget: int,
+                cluster: Cluster) -> CachedTable:
+    """``cache_csv`` for data past the memory budget, each rank caching only its byte range (as read_share)."""
+    share = cache_csv_share(path, folder, label=label, features=features, budget=budget, part=cluster.rank,
+                            parts=cluster.world_size)
+    if not cluster.everyone(share is not None):
+        return cache_csv(path, folder, label=label, features=features, budget=budget)
+    feature_names, label_name, cache, label_values = share
+    classes, y, first_row = cluster.labels_of_all_rows(label_values, where=f"{os.fspath(path)}, column '{label_name}'")
+    return CachedTable(cache, int(y.size), len(feature_names), y.astype(np.int32), classes, feature_names, label_name,
+                       os.fspath(path), first_row=first_row, cached_rows=int(label_values.size))
 
 
 def check_supported(settings) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from edgelr.data import (
     NotAllNumeric,
+    byte_range,
     encode_labels,
     integral_as_int,
     is_regular_file,
@@ -76,12 +77,16 @@ class CachedTable:
     feature_names: list[str]
     label_name: str
     source: str
+    # None: the cache holds every row. Under torchrun, a rank that read only its share
+    # caches rows [first_row, first_row + cached_rows); y still holds every row's label.
+    first_row: int | None = None
+    cached_rows: int = 0
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) as float64 (stop - start, n_features)."""
+        """Rows [start, stop) (row numbers of the whole file) as float64 (stop - start, n_features)."""
         width = self.n_features * 8
         with open(self.path, "rb") as handle:
-            handle.seek(start * width)
+            handle.seek((start - (self.first_row or 0)) * width)
             flat = np.fromfile(handle, dtype=np.float64, count=(stop - start) * self.n_features)
         return flat.reshape(stop - start, self.n_features)
 
@@ -109,6 +114,30 @@ def cache_csv(path: str | os.PathLike, folder: str, *, label: str | None, featur
             classes, y_values = labels_from_cells(cells, where=f"{table.name}, column '{label_name}'")
         y = y_values[codes].astype(np.int32)
         return CachedTable(cache, int(y.size), len(cols), y, classes, feature_names, label_name, table.name)
+
+
+def cache_csv_share(path: str | os.PathLike, folder: str, *, label: str | None, features, budget: int,
+                    part: int, parts: int) -> tuple[list[str], str, str, np.ndarray] | None:
+    """The ``part``-th of ``parts`` byte ranges of an all-numeric CSV into ``folder``.
+
+    (feature names, label name, cache path, label value per cached row), or None when
+    the file is not all numbers (the caller then caches the whole file, whose exact
+    reader names any problem).
+    """
+    with open_table(path) as table:
+        feature_names, label_name = table.columns(label, features)
+        cols = [table.header.index(n) for n in feature_names]
+        label_col, width, name = table.header.index(label_name), len(table.header), table.name
+    if not is_regular_file(name):
+        return None
+    _, start, stop = byte_range(name, part, parts)
+    cache = os.path.join(folder, "features.f64")
+    try:
+        codes, values = _write_cache(numeric_chunks(name, width, chunk_rows_for(budget, width), (start, stop)),
+                                     cache, cols, label_col)
+    except NotAllNumeric:
+        return None
+    return feature_names, label_name, cache, values[codes]
 
 
 def _write_cache(blocks: Iterator[np.ndarray], cache: str, cols: list[int], label_col: int):

@@ -86,30 +86,37 @@ def train_streamed(
     estimator.settings()  # bad settings fail before the pass over the file
     return_freed_memory()
     device = cluster.device if cluster else resolve_device(estimator.device)
-    share = cluster.share if cluster else (lambda rows: rows)
     with scratch_folder() as folder:
-        table = cache_csv(path, folder, label=label, features=features, budget=budget)
+        if cluster is None:
+            table = cache_csv(path, folder, label=label, features=features, budget=budget)
+        else:
+            from edgelr.distributed import cache_share
+
+            table = cache_share(path, folder, label=label, features=features, budget=budget, cluster=cluster)
         chunk = chunk_rows_for(budget, table.n_features)
         train_rows, val_rows = stratified_split(table.y, val_fraction, estimator.seed)
+        pick = _picker(table.first_row, table.cached_rows, cluster)
         d = table.n_features
 
-        def source(index, weights, mean, scale):
-            return StreamedRows(table.read, table.y, index, weights, mean, scale, device, chunk)
+        def source(rows, weights, mean, scale):  # this rank's rows among ``rows`` (and their weights)
+            mine = pick(rows)
+            return StreamedRows(table.read, table.y, rows[mine], None if weights is None else weights[mine],
+                                mean, scale, device, chunk)
 
-        raw_rows = source(share(train_rows), None, np.zeros(d), np.ones(d))  # chunks() yields them raw
+        raw_rows = source(train_rows, None, np.zeros(d), np.ones(d))  # chunks() yields them raw
         mean, scale = _scaler(estimator, moments_of_chunks((raw for _, raw in raw_rows.chunks()), d), cluster)
         weights = estimator.sample_weight(table.y[train_rows], len(table.classes))
         estimator.fit_rows(
-            source(share(train_rows), None if weights is None else share(weights), mean, scale),
+            source(train_rows, weights, mean, scale),
             classes=table.classes, feature_names=table.feature_names, mean=mean, scale=scale, device=device,
             n_total=int(train_rows.size), sum_ranks=cluster.sum if cluster else None, progress=progress,
-            validation=source(share(val_rows), None, mean, scale) if val_rows.size else None,
+            validation=source(val_rows, None, mean, scale) if val_rows.size else None,
             n_validation=int(val_rows.size),
         )
         summary = _summary(table, train_rows, val_rows)
 
         def metrics_of(rows):
-            return _metrics_of_source(estimator, source(share(rows), None, mean, scale), cluster)
+            return _metrics_of_source(estimator, source(rows, None, mean, scale), cluster)
 
         metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
     return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
@@ -150,7 +157,7 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     """
     estimator.settings()  # bad settings fail before any work on the data
     device = cluster.device if cluster else resolve_device(estimator.device)
-    pick = _picker(dataset, cluster)
+    pick = _picker(dataset.first_row, dataset.X.shape[0], cluster)
     first = dataset.first_row or 0  # X holds rows from this one on
     mine = pick(train_rows)
     weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes))  # global class counts
@@ -168,15 +175,14 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     return rows, validation
 
 
-def _picker(dataset: Dataset, cluster: Cluster | None) -> Callable[[np.ndarray], np.ndarray]:
+def _picker(first_row: int | None, held: int, cluster: Cluster | None) -> Callable[[np.ndarray], np.ndarray]:
     """pick(rows) -> positions in ``rows`` (sorted row numbers) of those this rank trains on.
 
-    The rows it read when it read only its share; else every world_size-th; in one
-    process, all of them.
+    The rows it read, [first_row, first_row + held), when it read only its share; else
+    every world_size-th; in one process, all of them.
     """
-    if dataset.first_row is not None:
-        lo, hi = dataset.first_row, dataset.first_row + dataset.X.shape[0]
-        return lambda rows: np.flatnonzero((rows >= lo) & (rows < hi))
+    if first_row is not None:
+        return lambda rows: np.flatnonzero((rows >= first_row) & (rows < first_row + held))
     if cluster is not None:
         return lambda rows: np.arange(cluster.rank, rows.size, cluster.world_size)
     return lambda rows: np.arange(rows.size)

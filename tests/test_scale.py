@@ -192,26 +192,29 @@ def test_streamed_subsample_takes_the_in_memory_rows(chunk_rows):
     assert torch.equal(sub.X, ref.X) and torch.equal(sub.y, ref.y) and torch.equal(sub.sample_weight, ref.sample_weight)
 
 
-# A torchrun entry point that fails if any rank reads the whole file (the in-memory path's
-# whole-file reader), then runs the CLI.
+# A torchrun entry point that fails if any rank reads the whole file (the whole-file
+# readers of the in-memory and the streamed paths), then runs the CLI.
 _SHARE_ONLY = """
 import sys
-import edgelr.data, edgelr.distributed
+import edgelr.data, edgelr.distributed, edgelr.outofcore
 from edgelr.cli import main
 
 def whole_file(*args, **kwargs):
     raise SystemExit("a rank read the whole file")
 
 edgelr.data.read_csv = edgelr.distributed.read_csv = whole_file
+edgelr.outofcore.cache_csv = edgelr.distributed.cache_csv = whole_file
 main(sys.argv[1:])
 """
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
                     reason="torchrun is installed with torch; this environment has no torchrun script")
-def test_torchrun_ranks_read_only_their_share_and_equal_one_process(tmp_path):
-    """Numeric labels: each rank parses its byte range only (the whole-file reader is
-    disabled), yet the model and every metric equal the one-process run's."""
+@pytest.mark.parametrize("budget", [[], ["--memory-budget", "64kB"]])
+def test_torchrun_ranks_read_only_their_share_and_equal_one_process(tmp_path, budget):
+    """Numeric labels: each rank parses (or caches, when streaming) its byte range only
+    (the whole-file readers are disabled), yet the model and every metric equal the
+    one-process, in-memory run's."""
     X, y = make_data(2, n_rows=6000, seed=8)
     path = data_csv(tmp_path / "numeric.csv", X, y)
     one = train(path, "-o", tmp_path / "one.pt", "--class-weight", "balanced")
@@ -219,7 +222,8 @@ def test_torchrun_ranks_read_only_their_share_and_equal_one_process(tmp_path):
     entry.write_text(_SHARE_ONLY)
     run = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--standalone", "--nproc-per-node", "2",
-         str(entry), "train", str(path), "-o", str(tmp_path / "two.pt"), "--class-weight", "balanced", "--json"],
+         str(entry), "train", str(path), "-o", str(tmp_path / "two.pt"), "--class-weight", "balanced", "--json",
+         *budget],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert run.returncode == 0, run.stderr[-2000:]
