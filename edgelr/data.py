@@ -117,24 +117,16 @@ def read_numeric_share(path: str | os.PathLike, *, label: str | None, features: 
     else returns None, and the caller reads the whole file with the exact reader, which
     names the line and column of any problem.
     """
+    if not is_regular_file(os.fspath(path)):
+        return None  # first: a pipe can be read once only, and the exact reader must have it whole
     with _Table(path) as table:
         feature_names, label_name = table.columns(label, features)
-        width, name = len(table.header), table.name
-    if not is_regular_file(name):
-        return None
-    header, lo, hi = byte_range(name, part, parts)
-    with open(name, "rb") as handle:
-        handle.seek(lo)
-        data = handle.read(hi - lo)
-    try:
-        text = header.decode("utf-8-sig") + data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    rows = _all_numeric(io.StringIO(text), width)
+        header, name = table.header, table.name
+    with byte_range_stream(name, part, parts, header=True) as stream:
+        rows = _all_numeric(stream, len(header))
     if rows is None:
         return None
-    labels = rows[:, table.header.index(label_name)]
-    return feature_names, label_name, _select(rows, table.header, feature_names), labels
+    return feature_names, label_name, _select(rows, header, feature_names), rows[:, header.index(label_name)]
 
 
 def byte_range(path: str, part: int, parts: int) -> tuple[bytes, int, int]:
@@ -155,16 +147,29 @@ def byte_range(path: str, part: int, parts: int) -> tuple[bytes, int, int]:
         return header, start, stop
 
 
-class _ByteRange(io.RawIOBase):
-    """A binary file read from its current position up to byte ``stop`` only."""
+@contextlib.contextmanager
+def byte_range_stream(path: str, part: int, parts: int, *, header: bool) -> Iterator[io.BufferedReader]:
+    """A binary stream of the ``part``-th byte range's data lines, after the header line when ``header``."""
+    header_line, start, stop = byte_range(path, part, parts)
+    with open(path, "rb") as raw:
+        raw.seek(start)
+        yield io.BufferedReader(_ByteRange(raw, stop, header_line if header else b""))
 
-    def __init__(self, handle, stop: int):
-        self.handle, self.stop = handle, stop
+
+class _ByteRange(io.RawIOBase):
+    """``prefix``, then a binary file from its current position up to byte ``stop`` only."""
+
+    def __init__(self, handle, stop: int, prefix: bytes = b""):
+        self.handle, self.stop, self.prefix = handle, stop, prefix
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
+        if self.prefix:
+            n = min(len(buffer), len(self.prefix))
+            buffer[:n], self.prefix = self.prefix[:n], self.prefix[n:]
+            return n
         n = min(len(buffer), self.stop - self.handle.tell())
         return self.handle.readinto(memoryview(buffer)[:n]) if n > 0 else 0
 
@@ -517,9 +522,9 @@ class _Table:
         return cells
 
 
-def _all_numeric(source: str | io.TextIOBase, width: int) -> np.ndarray | None:
-    """Every row of a headed CSV (a path, or text with the header line) as float64 (n_rows, width),
-    or None if any cell is not a finite number.
+def _all_numeric(source: str | io.BufferedIOBase, width: int) -> np.ndarray | None:
+    """Every row of a headed CSV (a path, or a binary stream from the header line on) as
+    float64 (n_rows, width), or None if any cell is not a finite number.
 
     pandas' C parser when pandas is installed (the training extra has it: ~2x numpy's on
     1M x 50, bench/readers.py), else numpy's.
@@ -550,8 +555,8 @@ def _all_finite(table: np.ndarray) -> bool:
         return bool(np.isfinite(table.sum(axis=0)).all() or np.isfinite(table).all())
 
 
-def _all_numeric_numpy(source: str | io.TextIOBase, width: int) -> np.ndarray | None:
-    opened = open(source, encoding="utf-8-sig") if isinstance(source, str) else contextlib.nullcontext(source)
+def _all_numeric_numpy(source: str | io.BufferedIOBase, width: int) -> np.ndarray | None:
+    opened = open(source, encoding="utf-8-sig") if isinstance(source, str) else io.TextIOWrapper(source, "utf-8-sig")
     try:
         with opened as handle, warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
@@ -566,21 +571,19 @@ def _all_numeric_numpy(source: str | io.TextIOBase, width: int) -> np.ndarray | 
 
 
 def numeric_chunks(path: str, width: int, chunk_rows: int,
-                   byte_range: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+                   part: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
     """All-numeric rows in float64 blocks of shape (<= chunk_rows, width), for streaming.
 
-    ``byte_range`` (start, stop), cut at line starts: only the data lines in those bytes.
+    ``part`` (k, parts): only the data lines of the k-th of ``parts`` byte ranges.
     Raises NotAllNumeric where the exact reader must take over (it names the problem).
     """
     with contextlib.ExitStack() as stack:
-        if byte_range is None:
+        if part is None:
             handle = stack.enter_context(open(path, encoding="utf-8-sig"))
             handle.readline()
         else:
-            raw = stack.enter_context(open(path, "rb"))
-            raw.seek(byte_range[0])
-            handle = stack.enter_context(io.TextIOWrapper(io.BufferedReader(_ByteRange(raw, byte_range[1])),
-                                                          encoding="utf-8"))
+            stream = stack.enter_context(byte_range_stream(path, *part, header=False))
+            handle = stack.enter_context(io.TextIOWrapper(stream, encoding="utf-8"))
         stack.enter_context(warnings.catch_warnings())
         warnings.simplefilter("ignore", UserWarning)
         while True:

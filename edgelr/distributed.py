@@ -31,10 +31,10 @@ class Cluster:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+    def sum(self, tensor: torch.Tensor, what: str = "summing the objective") -> torch.Tensor:
         """Elementwise sum over ranks (a new tensor; the argument is left as it was)."""
         out = tensor.detach().clone()
-        with self._collective("summing the gradient"):
+        with self._collective(what):
             dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
 
@@ -63,21 +63,16 @@ class Cluster:
     def combine_metrics(self, local: MetricsAccumulator) -> MetricsAccumulator:
         """Every rank's metric sums added (and, for the ROC AUC, every row's score gathered)."""
         counts, scores, positive = local.parts()
-        binary = bool(self.sum(torch.tensor([float(bool(local.binary))], device=self.device)).item())
-        counts = self.sum(torch.as_tensor(counts, device=self.device)).cpu().numpy()
+        flag = torch.tensor([float(bool(local.binary))], device=self.device)
+        binary = bool(self.sum(flag, "combining the metrics").item())
+        counts = self.sum(torch.as_tensor(counts, device=self.device), "combining the metrics").cpu().numpy()
         if binary:
             scores, positive = self.gather_rows(scores), self.gather_rows(positive)
         return MetricsAccumulator.from_parts(counts, scores, positive, binary=binary)
 
     def everyone(self, ok: bool) -> bool:
         """Whether ``ok`` holds on every rank (all ranks get the same answer)."""
-        return not self.sum(torch.tensor([float(not ok)], device=self.device)).item()
-
-    def labels_of_all_rows(self, values: np.ndarray, *, where: str) -> tuple[list, np.ndarray, int]:
-        """(classes, class index of every row of every rank, this rank's first row) from each rank's label values."""
-        counts = self.gather_rows(np.array([values.size]))
-        classes, y = encode_labels(integral_as_int(self.gather_rows(values)), where=where)
-        return classes, y, int(counts[: self.rank].sum())
+        return not self.sum(torch.tensor([float(not ok)], device=self.device), "reading the data").item()
 
     def barrier(self) -> None:
         with self._collective("waiting for rank 0 to write the checkpoint"):
@@ -110,21 +105,29 @@ def read_share(path: str | os.PathLike, *, label: str | None, features: list[str
     if not cluster.everyone(share is not None):
         return read_csv(path, label=label, features=features)
     feature_names, label_name, X, label_values = share
-    classes, y, first_row = cluster.labels_of_all_rows(label_values, where=f"{os.fspath(path)}, column '{label_name}'")
+    classes, y, first_row = _labels_of_all_rows(cluster, path, label_name, label_values)
     return Dataset(X, y, feature_names, classes, label_name, os.fspath(path), first_row=first_row)
 
 
 def cache_share(path: str | os.PathLike, folder: str, *, label: str | None, features: list[str] | None, budget: int,
                 cluster: Cluster) -> CachedTable:
-    """``cache_csv`` for data past the memory budget, each rank caching only its byte range (as read_share)."""
+    """``cache_csv`` past the memory budget, each rank caching only its byte range (as read_share)."""
     share = cache_csv_share(path, folder, label=label, features=features, budget=budget, part=cluster.rank,
                             parts=cluster.world_size)
     if not cluster.everyone(share is not None):
         return cache_csv(path, folder, label=label, features=features, budget=budget)
     feature_names, label_name, cache, label_values = share
-    classes, y, first_row = cluster.labels_of_all_rows(label_values, where=f"{os.fspath(path)}, column '{label_name}'")
+    classes, y, first_row = _labels_of_all_rows(cluster, path, label_name, label_values)
     return CachedTable(cache, int(y.size), len(feature_names), y.astype(np.int32), classes, feature_names, label_name,
                        os.fspath(path), first_row=first_row, cached_rows=int(label_values.size))
+
+
+def _labels_of_all_rows(cluster: Cluster, path, label_name: str, values: np.ndarray) -> tuple[list, np.ndarray, int]:
+    """(classes, class index of every row of every rank, this rank's first row) from each rank's label values."""
+    counts = cluster.gather_rows(np.array([values.size]))
+    where = f"{os.fspath(path)}, column '{label_name}'"
+    classes, y = encode_labels(integral_as_int(cluster.gather_rows(values)), where=where)
+    return classes, y, int(counts[: cluster.rank].sum())
 
 
 def check_supported(settings) -> None:

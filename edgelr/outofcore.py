@@ -21,7 +21,6 @@ import numpy as np
 
 from edgelr.data import (
     NotAllNumeric,
-    byte_range,
     encode_labels,
     integral_as_int,
     is_regular_file,
@@ -124,17 +123,16 @@ def cache_csv_share(path: str | os.PathLike, folder: str, *, label: str | None, 
     the file is not all numbers (the caller then caches the whole file, whose exact
     reader names any problem).
     """
+    if not is_regular_file(os.fspath(path)):
+        return None  # first: a pipe can be read once only, and the exact reader must have it whole
     with open_table(path) as table:
         feature_names, label_name = table.columns(label, features)
         cols = [table.header.index(n) for n in feature_names]
         label_col, width, name = table.header.index(label_name), len(table.header), table.name
-    if not is_regular_file(name):
-        return None
-    _, start, stop = byte_range(name, part, parts)
     cache = os.path.join(folder, "features.f64")
     try:
-        codes, values = _write_cache(numeric_chunks(name, width, chunk_rows_for(budget, width), (start, stop)),
-                                     cache, cols, label_col)
+        chunks = numeric_chunks(name, width, chunk_rows_for(budget, width), (part, parts))
+        codes, values = _write_cache(chunks, cache, cols, label_col)
     except NotAllNumeric:
         return None
     return feature_names, label_name, cache, values[codes]

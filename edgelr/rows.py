@@ -134,11 +134,12 @@ class StreamedRows:
         keep = np.arange(0, self.n, step)
         if keep.size > self.chunk_rows:
             return None
-        parts = []
+        X = _empty_float32(keep.size, self.mean.size)  # filled chunk by chunk: no float64 copy of them all
         for where, raw in self.chunks():
-            mine = keep[(keep >= where.start) & (keep < where.stop)]
-            parts.append(raw[mine - where.start])
-        X = standardize_to_tensor(np.concatenate(parts), self.mean, self.scale, self.device)
+            lo, hi = np.searchsorted(keep, [where.start, where.stop])
+            X[lo:hi] = standardize_to_tensor(raw[keep[lo:hi] - where.start], self.mean, self.scale,
+                                             torch.device("cpu"))
+        X = X.to(self.device)
         weights = None if self.sample_weight is None else self.sample_weight[keep]
         return InMemoryRows(X, *_labels(self.y[self.index[keep]], weights, self.device))
 
@@ -187,21 +188,22 @@ def standardize_fitted(X: np.ndarray, scaler: Scaler, device: torch.device, *,
     n = X.shape[0] if index is None else index.size
     out = _empty_float32(n, X.shape[1])
     spread = np.linspace(0, n - 1, min(n, _PILOT_ROWS)).astype(np.int64)
-    pilot = np.asarray(X[spread if index is None else index[spread]], dtype=np.float64).mean(axis=0)
+    pilot = np.asarray(X[spread if index is None else index[spread]], dtype=np.float64).mean(axis=0) if n else 0.0
 
     def copy_chunk(chunk: tuple[int, np.ndarray]) -> Moments:
-        # numpy, one thread per chunk: the chunk and its deviations stay in that core's cache
+        # numpy, one thread per chunk: the chunk and its deviations stay in that core's
+        # cache. Moments.of's arithmetic, keeping the deviations for the copy.
         start, part = chunk
         part = np.asarray(part, dtype=np.float64)
-        mean = part.mean(axis=0)
-        dev = part - mean
-        np.add(dev, mean - pilot, out=out.numpy()[start : start + part.shape[0]], casting="unsafe")
-        return Moments(float(part.shape[0]), mean, np.einsum("ij,ij->j", dev, dev))
+        with np.errstate(over="ignore", invalid="ignore"):  # per thread; the moments report overflow and NaN
+            mean = part.mean(axis=0)
+            dev = part - mean
+            np.add(dev, mean - pilot, out=out.numpy()[start : start + part.shape[0]], casting="unsafe")
+            return Moments(float(part.shape[0]), mean, np.einsum("ij,ij->j", dev, dev))
 
     moments = Moments.empty(X.shape[1])
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow and NaN are reported from the moments
-        for part in ordered_map(copy_chunk, row_chunks(X, index, CACHE_CELLS), torch.get_num_threads()):
-            moments = moments.merge(part)
+    for part in ordered_map(copy_chunk, row_chunks(X, index, CACHE_CELLS), torch.get_num_threads()):
+        moments = moments.merge(part)
     mean, scale = scaler(moments)
     inv_scale = torch.as_tensor(1.0 / scale, dtype=torch.float32)
     # (copy - (mean - pilot)) / scale as one fused pass: copy * inv_scale + shift
@@ -222,11 +224,11 @@ def _empty_float32(n: int, d: int) -> torch.Tensor:
 def ordered_map(fn: Callable, items: Iterator, workers: int) -> Iterator:
     """fn(item) for each item, on ``workers`` threads, yielded in order.
 
-    For passes that one core cannot saturate: MKL runs the matrix-vector products of
-    one block on one core, numpy reduces on one core, and both release the GIL. Items
-    are drawn lazily, at most two per thread ahead, so a streamed source never has more
-    than its current chunk and the previous one in memory. Results come back in item
-    order, so sums over them agree to the bit whatever the thread count.
+    For passes over rows in memory that one core cannot saturate: MKL ran the
+    matrix-vector products of one block on one core here (2-core EPYC), numpy reduces on
+    one core, and both release the GIL. Items are drawn lazily, at most two per thread
+    ahead. Results come back in item order, so sums over them agree to the bit whatever
+    the thread count.
     """
     if workers <= 1:
         yield from map(fn, items)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from edgelr.errors import ConfigError
 from edgelr.model import LogisticModel
-from edgelr.rows import ordered_map
+from edgelr.rows import InMemoryRows, ordered_map
 
 OPTIMIZERS = ("lbfgs", "sgd", "adam")
 PENALTIES = ("l2", "none")
@@ -145,7 +145,9 @@ class Objective:
         W, b = self.model.linear.weight.detach(), self.model.linear.bias.detach()  # (k, d), (k,)
         Wp, bp = W.to(self.dtype), b.to(self.dtype)
         total = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
-        workers = 1 if W.device.type == "cuda" else torch.get_num_threads()
+        # Threads for rows in memory on the CPU only: streamed blocks each hold a chunk,
+        # and more chunks in flight would pass the memory budget.
+        workers = torch.get_num_threads() if isinstance(self.rows, InMemoryRows) and W.device.type == "cpu" else 1
         for part in ordered_map(lambda block: self._block_sums(block, Wp, bp, grad), self.rows.blocks(), workers):
             total += part  # in block order whatever the thread count: runs agree to the bit
         total = self.sum_ranks(total) / self.n_total
@@ -271,8 +273,10 @@ def _entry(epoch: int, loss: float, validation: Objective | None) -> dict:
 
 def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list[dict]:
     history = [_entry(0, _start_loss(objective), validation)]
+    start = [p.detach().clone() for p in params]
     # The warm start moves the parameters (every model) and may return whitened coordinates (binary).
     coords = (_warm_start(objective, lr, epochs, tol) if epochs else None) or _Direct(params)
+    warmed = not all(torch.equal(p, q) for p, q in zip(params, start))
     closure = _CachedClosure(objective, coords)
     # max_iter=1: one L-BFGS iteration per step() so each epoch lands in the history;
     # the optimizer keeps its curvature pairs across calls. max_eval must be set too:
@@ -294,6 +298,7 @@ def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list
                 for p, q in zip(coords.params, before):
                     p.copy_(q)
             coords.load()
+            loss = prev
             break
         history.append(_entry(epoch, loss, validation))
         if progress:
@@ -301,6 +306,8 @@ def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list
         # No decrease the float type can represent: further steps only chase rounding.
         if prev - loss <= eps * abs(loss):
             break
+    if warmed and len(history) == 1:  # no full-data step was kept: the history still ends where the model is
+        history.append(_entry(1, loss, validation))
     return history
 
 

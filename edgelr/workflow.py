@@ -49,8 +49,8 @@ def train_checkpoint(
 ) -> TrainResult:
     """Fit ``estimator`` on a stratified split of ``dataset`` and write the checkpoint.
 
-    Under torchrun (``cluster``), every rank fits on its share of the training rows
-    and rank 0 scores and writes the checkpoint.
+    Under torchrun (``cluster``), every rank fits on and scores its share of the rows
+    (the sums are combined over ranks), and rank 0 writes the checkpoint.
     """
     train_rows, val_rows = stratified_split(dataset.y, val_fraction, estimator.seed)
     sources = _fit_split(estimator, dataset, train_rows, val_rows, progress, cluster)
@@ -216,6 +216,8 @@ def report_training(dataset: Dataset, result: TrainResult, out_dir: str | os.Pat
 
     The validation rows when there are any, else the training rows (``--val-fraction 0``).
     """
+    if dataset.first_row is not None:
+        raise ValueError("report_training needs every row's features: a dataset read whole, not one rank's share")
     train_rows, val_rows = result.split
     if val_rows.size:
         rows, subject = val_rows, "validation split"

@@ -232,3 +232,24 @@ def test_torchrun_ranks_read_only_their_share_and_equal_one_process(tmp_path, bu
     for split in ("train", "validation"):
         for name, value in one["metrics"][split].items():
             assert two["metrics"][split][name] == pytest.approx(value, abs=1e-6), (split, name)
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
+                    reason="torchrun is installed with torch; this environment has no torchrun script")
+def test_torchrun_bad_cell_in_a_later_share_is_named_by_line_and_column(tmp_path):
+    """A bad cell in rank 1's byte range: every rank falls back to the exact reader, which names it."""
+    X, y = make_data(2, n_rows=400, seed=9)
+    path = data_csv(tmp_path / "bad.csv", X, y)
+    lines = path.read_text().splitlines()
+    cells = lines[351].split(",")  # data row 351, file line 352: in the second half
+    cells[2] = "n/a"
+    lines[351] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    run = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--standalone", "--nproc-per-node", "2",
+         "-m", "edgelr", "train", str(path), "-o", str(tmp_path / "m.pt")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode != 0
+    assert f"Error: {path}, line 352, column 'f2'" in run.stdout + run.stderr
+    assert not (tmp_path / "m.pt").exists()
