@@ -175,17 +175,18 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     return rows, validation
 
 
-def _picker(first_row: int | None, held: int, cluster: Cluster | None) -> Callable[[np.ndarray], np.ndarray]:
-    """pick(rows) -> positions in ``rows`` (sorted row numbers) of those this rank trains on.
+def _picker(first_row: int | None, held: int, cluster: Cluster | None) -> Callable[[np.ndarray], slice]:
+    """pick(rows) -> the slice of ``rows`` (sorted row numbers) this rank trains on.
 
     The rows it read, [first_row, first_row + held), when it read only its share; else
-    every world_size-th; in one process, all of them.
+    every world_size-th; in one process, all of them. A slice: the rows and their
+    weights are views, not copies of a few bytes per row.
     """
     if first_row is not None:
-        return lambda rows: np.flatnonzero((rows >= first_row) & (rows < first_row + held))
+        return lambda rows: slice(*np.searchsorted(rows, [first_row, first_row + held]))
     if cluster is not None:
-        return lambda rows: np.arange(cluster.rank, rows.size, cluster.world_size)
-    return lambda rows: np.arange(rows.size)
+        return lambda rows: slice(cluster.rank, None, cluster.world_size)
+    return lambda rows: slice(None)
 
 
 def _scaler(estimator, moments: Moments, cluster: Cluster | None) -> tuple[np.ndarray, np.ndarray]:
