@@ -123,7 +123,7 @@ def _end_rank() -> None:
     """End a torchrun rank whose work is done without running C++ static destructors.
 
     gloo's threads sometimes abort a rank at interpreter teardown ("terminate called
-    without an active exception", about 1 run in 15 on a loaded 2-core machine), after
+    without an active exception", about 1 run in 12 on a loaded 2-core machine), after
     the checkpoint and the output are complete, and torchrun then reports the run as
     failed. Everything is written and the process group destroyed by now.
     """
