@@ -43,7 +43,7 @@ class Cluster:
         gathered: list[Moments | None] = [None] * self.world_size
         with self._collective("combining the standardization statistics"):
             dist.all_gather_object(gathered, local)
-        total = Moments(0.0, np.zeros_like(local.mean), np.zeros_like(local.m2))
+        total = Moments.empty(local.mean.size)
         for part in gathered:
             total = total.merge(part)
         return total

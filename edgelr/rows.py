@@ -42,6 +42,8 @@ class InMemoryRows:
     X : (n, d) float32; y : (n,) int64; sample_weight : (n,) float64 or None.
     """
 
+    parallel_blocks = True  # blocks are views of one tensor: several threads may sum them at once
+
     def __init__(self, X: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None):
         self.X, self.y, self.sample_weight = X, y, sample_weight
         self.n = self.X.shape[0]
@@ -94,6 +96,10 @@ class StreamedRows:
     ``index`` (sorted row numbers) selects this source's rows (the training split,
     one rank's share); ``chunk_rows`` bounds the memory a pass needs.
     """
+
+    # Each block holds its chunk: more blocks in flight on several threads would hold
+    # more chunks than the memory budget allows.
+    parallel_blocks = False
 
     def __init__(self, read: Callable[[int, int], np.ndarray], y: np.ndarray, index: np.ndarray, sample_weight,
                  mean, scale, device: torch.device, chunk_rows: int):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from edgelr.errors import ConfigError
 from edgelr.model import LogisticModel
-from edgelr.rows import InMemoryRows, ordered_map
+from edgelr.rows import ordered_map
 
 OPTIMIZERS = ("lbfgs", "sgd", "adam")
 PENALTIES = ("l2", "none")
@@ -145,9 +145,7 @@ class Objective:
         W, b = self.model.linear.weight.detach(), self.model.linear.bias.detach()  # (k, d), (k,)
         Wp, bp = W.to(self.dtype), b.to(self.dtype)
         total = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
-        # Threads for rows in memory on the CPU only: streamed blocks each hold a chunk,
-        # and more chunks in flight would pass the memory budget.
-        workers = torch.get_num_threads() if isinstance(self.rows, InMemoryRows) and W.device.type == "cpu" else 1
+        workers = torch.get_num_threads() if self.rows.parallel_blocks and W.device.type == "cpu" else 1
         for part in ordered_map(lambda block: self._block_sums(block, Wp, bp, grad), self.rows.blocks(), workers):
             total += part  # in block order whatever the thread count: runs agree to the bit
         total = self.sum_ranks(total) / self.n_total
