@@ -3,6 +3,11 @@
 A dict of plain values and tensors written with ``torch.save`` and read back only with
 ``torch.load(weights_only=True)``: a file that needs pickle to load is refused, never
 executed. The loader needs nothing but the file to rebuild the model.
+
+Version 2 adds ``encoding`` (edgelr.encoding.Encoding.to_state: column kinds,
+categories, imputation, training ranges); ``feature_names`` are then the numeric
+columns (the ONNX ``features`` input) and ``mean``/``scale`` the numeric design
+columns'. A version-1 file is a numeric model without imputation, and still loads.
 """
 
 from __future__ import annotations
@@ -11,15 +16,18 @@ import os
 import pickle
 import zipfile
 
+import numpy as np
 import torch
+from torch import nn
 
 from edgelr import __version__
+from edgelr.encoding import Encoding
 from edgelr.errors import CheckpointError
 from edgelr.fileio import atomic_path
-from edgelr.model import LogisticModel, n_outputs
+from edgelr.model import LogisticModel, n_outputs, probabilities
 
 FORMAT = "edgelr.checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # Keys every checkpoint carries, with the Python type each must have.
 _REQUIRED = {
@@ -71,14 +79,48 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
-def build_model(state: dict, dtype: torch.dtype = torch.float64) -> LogisticModel:
-    """The torch module a checkpoint describes, in eval mode on the CPU."""
-    n_features, n_classes = len(state["feature_names"]), len(state["classes"])
-    model = LogisticModel(n_features, n_classes, mean=state["mean"], scale=state["scale"], dtype=dtype)
-    with torch.no_grad():
-        model.linear.weight.copy_(state["weight"])
-        model.linear.bias.copy_(state["bias"])
-    return model.eval()
+def encoding_of(state: dict) -> Encoding:
+    """The checkpoint's encoding (a version-1 file: numeric columns, standardized, no imputation)."""
+    if "encoding" in state:
+        return Encoding.from_state(state["encoding"], state["mean"].numpy(), state["scale"].numpy())
+    return Encoding.plain(state["feature_names"], state["mean"].numpy(), state["scale"].numpy())
+
+
+class RawModel(nn.Module):
+    """The model a checkpoint describes, on raw values: numbers (n, n_numeric columns), NaN where
+    missing, and for text columns an (n, n_text) array of strings -> probabilities (n, n_classes).
+
+    The numeric encoding (imputation, indicators, standardization) runs in torch; text
+    values are looked up in the encoding's categories.
+    """
+
+    def __init__(self, state: dict, dtype: torch.dtype):
+        super().__init__()
+        self.encoding = enc = encoding_of(state)
+        self.model = LogisticModel(enc.n_design, len(state["classes"]), n_numeric=enc.n_numeric, dtype=dtype)
+        with torch.no_grad():
+            self.model.linear.weight.copy_(state["weight"])
+            self.model.linear.bias.copy_(state["bias"])
+        self.register_buffer("mean", torch.as_tensor(enc.mean, dtype=dtype))
+        self.register_buffer("scale", torch.as_tensor(enc.scale, dtype=dtype))
+        self.register_buffer("fill", torch.as_tensor(np.nan_to_num(enc.fill), dtype=dtype))
+
+    def forward(self, x: torch.Tensor, text: np.ndarray | None = None) -> torch.Tensor:
+        x = x.to(self.mean.dtype)
+        missing = torch.isnan(x)
+        if self.encoding.impute is not None:
+            x = torch.where(missing, self.fill, x)
+        if self.encoding.indicators:
+            x = torch.cat([x, missing[:, self.encoding.indicators].to(x.dtype)], dim=1)
+        slots = None
+        if self.encoding.text:
+            slots = torch.as_tensor(self.encoding.slots_of(np.asarray(text, dtype=object).reshape(x.shape[0], -1)))
+        return probabilities(self.model.logits((x - self.mean) / self.scale, slots))
+
+
+def build_model(state: dict, dtype: torch.dtype = torch.float64) -> RawModel:
+    """The torch module a checkpoint describes, on raw values, in eval mode on the CPU."""
+    return RawModel(state, dtype).eval()
 
 
 def _validate(state, name: str) -> None:
@@ -95,13 +137,20 @@ def _validate(state, name: str) -> None:
     for key, kind in _REQUIRED.items():
         if not isinstance(state.get(key), kind):
             raise CheckpointError(f"{name}: damaged checkpoint: '{key}' is missing or not a {kind.__name__}")
-    d, k = len(state["feature_names"]), len(state["classes"])
-    expected = {"mean": (d,), "scale": (d,), "weight": (n_outputs(k), d), "bias": (n_outputs(k),)}
+    k = len(state["classes"])
+    encoding = state.get("encoding")
+    if encoding is not None and not (isinstance(encoding, dict) and isinstance(encoding.get("categories"), list)
+                                     and isinstance(encoding.get("kinds"), list)):
+        raise CheckpointError(f"{name}: damaged checkpoint: 'encoding' is not an edgelr encoding")
+    # The numeric design columns: the numeric features, then their missing indicators.
+    d = len(state["feature_names"]) + (len(encoding.get("indicators", [])) if encoding is not None else 0)
+    n_design = d + (sum(len(c) for c in encoding["categories"]) if encoding is not None else 0)
+    expected = {"mean": (d,), "scale": (d,), "weight": (n_outputs(k), n_design), "bias": (n_outputs(k),)}
     for key, shape in expected.items():
         if tuple(state[key].shape) != shape:
             raise CheckpointError(
                 f"{name}: damaged checkpoint: '{key}' has shape {tuple(state[key].shape)}, "
-                f"expected {shape} for {d} features and {k} classes"
+                f"expected {shape} for {len(state['feature_names'])} numeric features and {k} classes"
             )
     if k < 2:
         raise CheckpointError(f"{name}: damaged checkpoint: {k} class(es), expected at least 2")

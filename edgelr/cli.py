@@ -55,7 +55,15 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), help="Mini-batch rows for sgd/adam (default: full batch).")
 @click.option("--class-weight", type=click.Choice(["none", "balanced"]), default="none", show_default=True)
 @click.option("--standardize/--no-standardize", default=True, show_default=True,
-              help="Scale features by the training mean and std (part of the exported graph).")
+              help="Scale numeric features by the training mean and std (part of the exported graph).")
+@click.option("--categorical", help="Comma-separated columns of numbers to read as categories (zip codes, years).")
+@click.option("--impute", type=click.Choice(["mean", "median"]),
+              help="Fill missing numeric cells with the training mean or median; a missing text cell becomes a "
+                   "category of its own (default: a missing cell is an error).")
+@click.option("--missing-indicator", is_flag=True,
+              help="With --impute: a 0/1 input per numeric column that had missing cells in training.")
+@click.option("--max-categories", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Most distinct values a text column may have (more looks like an id column).")
 @click.option("--val-fraction", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
               help="Stratified share of rows held out for validation; 0 trains on every row.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split and of mini-batch order.")
@@ -68,13 +76,15 @@ def main() -> None:
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write plots and model_card.md (on the validation rows) into this folder.")
 def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, class_weight, standardize,
-          val_fraction, seed, device, memory_budget, out, as_json, report_dir) -> None:
+          categorical, impute, missing_indicator, max_categories, val_fraction, seed, device, memory_budget, out,
+          as_json, report_dir) -> None:
     """Train a logistic-regression classifier on DATA (CSV with a header row).
 
-    Without DATA, trains on the built-in six-student dataset of the tutorial. Under
-    torchrun, trains data-parallel; rank 0 writes the checkpoint and prints.
+    Columns of words are categories (one-hot inside the model); missing cells need
+    --impute. Without DATA, trains on the built-in six-student dataset of the tutorial.
+    Under torchrun, trains data-parallel; rank 0 writes the checkpoint and prints.
 
-    Example: edgelr train data.csv --label passed -o models/model.pt
+    Example: edgelr train data.csv --label passed --impute median -o models/model.pt
     """
     _require_training_extra("train", ("torch",))
     if report_dir is not None:
@@ -83,13 +93,15 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
     from edgelr.outofcore import default_budget, needs_streaming, parse_size
 
     budget = parse_size(memory_budget) if memory_budget is not None else default_budget()
-    feature_list = [f.strip() for f in features.split(",") if f.strip()] if features else None
+    feature_list = _names(features)
     estimator = LogisticRegression(
         C=C, penalty=penalty, class_weight=None if class_weight == "none" else class_weight,
         standardize=standardize, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
-        seed=seed, device=device,
+        seed=seed, device=device, impute=impute, missing_indicator=missing_indicator,
+        categorical=tuple(_names(categorical) or ()), max_categories=max_categories,
     )
     settings = estimator.settings()
+    estimator.encoding_spec()  # --missing-indicator without --impute fails before any reading
     streamed = data is not None and needs_streaming(data, budget)
     if streamed and report_dir is not None:
         raise ConfigError(f"{data}: --report scores rows in memory, and this file is past the memory budget; "
@@ -114,9 +126,14 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
             summary = {"checkpoint": result.checkpoint, "history": result.history, "metrics": result.metrics}
             click.echo(json.dumps({**summary, **({"world_size": world_size} if world_size else {})}, allow_nan=False))
         else:
-            _echo_training(result, len(estimator.feature_names_in_), streamed=streamed, world_size=world_size)
+            _echo_training(result, estimator, streamed=streamed, world_size=world_size)
     if cluster is not None:
         _end_rank()
+
+
+def _names(option: str | None) -> list[str] | None:
+    """A comma-separated column list option as names (None when not given)."""
+    return [f.strip() for f in option.split(",") if f.strip()] if option else None
 
 
 def _end_rank() -> None:
@@ -143,15 +160,18 @@ def _torchrun_cluster(settings, device: str):
     return from_environment(resolve_device(device))
 
 
-def _echo_training(result, n_features: int, *, streamed: bool, world_size: int | None) -> None:
-    """The end-of-training summary: data, loss, metrics side by side, checkpoint."""
-    from edgelr.info import metrics_table
+def _echo_training(result, estimator, *, streamed: bool, world_size: int | None) -> None:
+    """The end-of-training summary: data, encoding, loss, metrics side by side, checkpoint."""
+    from edgelr.info import encoding_lines, metrics_table
 
+    n_features = estimator.n_features_in_
     d, h = result.data, result.history
     mode = " (streamed from a disk cache)" if streamed else ""
     ranks = f" on {world_size} ranks" if world_size else ""
     click.echo(f"trained on {d['source']}{mode}{ranks}: {d['rows']} rows ({d['train_rows']} train, "
                f"{d['validation_rows']} validation), {n_features} features, {len(d['class_counts'])} classes")
+    for line in encoding_lines(estimator.categories_, estimator.impute, estimator.design_names_):
+        click.echo(line)
     click.echo(f"  loss        {h[0]['loss']:.6f} at epoch 0 -> {h[-1]['loss']:.6f} at epoch {h[-1]['epoch']}")
     for line in metrics_table(result.metrics):
         click.echo(line)
@@ -314,12 +334,13 @@ def _train_job(data, estimator, out, *, label, features, budget, streamed, val_f
         result = train_streamed(data, estimator, out, budget=budget, label=label, features=features,
                                 val_fraction=val_fraction, progress=progress, cluster=cluster)
         return result, None
+    options = estimator.read_options()
     if data and cluster is not None and not whole:
         from edgelr.distributed import read_share
 
-        dataset = read_share(data, label=label, features=features, cluster=cluster)  # this rank's rows
+        dataset = read_share(data, label=label, features=features, cluster=cluster, options=options)  # its rows
     else:
-        dataset = read_csv(data, label=label, features=features) if data else students()
+        dataset = read_csv(data, label=label, features=features, options=options) if data else students()
     result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress, cluster=cluster)
     return result, dataset
 

@@ -11,10 +11,11 @@ import csv
 import io
 import math
 import os
+import re
 import stat
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +35,26 @@ CACHE_CELLS = 2**19
 # Rows converted to floats at a time: bounds the memory held as Python strings.
 _CHUNK_ROWS = 65_536
 
+NUMERIC, TEXT = "numeric", "text"
+# Cells that mean "no value" (spec section 2), compared after stripping spaces.
+MISSING_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL"})
+DEFAULT_MAX_CATEGORIES = 1000
+# A number as CSV readers write one: sign, ASCII digits, point, exponent, spaces around.
+# Python's float() also takes '1_000', non-ASCII digits, 'inf' and 'nan': those are not numbers here.
+_NUMBER = re.compile(r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How feature cells are read (the training flags of spec section 2)."""
+
+    categorical: tuple[str, ...] = ()  # columns read as text even when their cells are numbers
+    impute: bool = False  # whether a missing cell is allowed (its value comes from the encoding)
+    max_categories: int = DEFAULT_MAX_CATEGORIES
+
+
+DEFAULT_READ = ReadOptions()  # numeric cells only, no missing ones: what reading was before text columns
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -52,6 +73,10 @@ class Dataset:
     # None: X holds every row. Under torchrun, a rank that read only its share holds rows
     # [first_row, first_row + len(X)) in X, and y still holds every row's label.
     first_row: int | None = None
+    # Per feature: NUMERIC, or TEXT (X holds the index of the cell's value in vocab[name]).
+    # A missing cell is NaN in either kind.
+    kinds: list[str] | None = None  # None: every feature is numeric
+    vocab: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -71,40 +96,48 @@ def students() -> Dataset:
 
 
 def read_csv(
-    path: str | os.PathLike, *, label: str | None = None, features: Sequence[str] | None = None
+    path: str | os.PathLike, *, label: str | None = None, features: Sequence[str] | None = None,
+    options: ReadOptions = DEFAULT_READ,
 ) -> Dataset:
     """Read a labelled CSV with a header row.
 
-    ``label`` defaults to the last column, ``features`` to every other column.
+    ``label`` defaults to the last column, ``features`` to every other column; ``options``
+    say which columns are text and whether missing cells are allowed.
     Raises DataError naming the file, line and column of the first bad cell.
     """
     with _Table(path) as table:
-        return _labelled(table, label, features)
+        return _labelled(table, label, features, options)
 
 
-def _labelled(table: _Table, label: str | None, features: Sequence[str] | None) -> Dataset:
+def _labelled(table: _Table, label: str | None, features: Sequence[str] | None, options: ReadOptions) -> Dataset:
     feature_names, label_name = table.columns(label, features)
     where = f"{table.name}, column '{label_name}'"
-    fast = table.read_numeric(feature_names, label_name)
+    Columns(table.name, feature_names, options)  # --categorical names checked before the read
+    fast = None if options.categorical else table.read_numeric(feature_names, label_name,
+                                                                allow_missing=options.impute)
     if fast is not None:
         X, label_values = fast
         classes, y = encode_labels(integral_as_int(label_values), where=where)
-    else:
-        X, label_cells = table.read(feature_names, label_name)
-        classes, y = labels_from_cells(label_cells, where=where)
-    return Dataset(X, y, feature_names, classes, label_name, table.name)
+        if np.isnan(X).all(axis=0).any():  # the exact reader names the column
+            fast = None
+    if fast is not None:
+        return Dataset(X, y, feature_names, classes, label_name, table.name)
+    X, label_cells, columns = table.read(feature_names, label_name, options)
+    classes, y = labels_from_cells(label_cells, where=where)
+    return Dataset(X, y, feature_names, classes, label_name, table.name, kinds=list(columns.kinds),
+                   vocab=columns.vocabularies())
 
 
-def read_features(path: str | os.PathLike, feature_names: Sequence[str]) -> np.ndarray:
-    """Read only the named feature columns of a CSV (any order, extra columns ignored).
+def read_raw(path: str | os.PathLike, numeric: Sequence[str], text: Sequence[str] = (), *,
+             allow_missing: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The named columns of a CSV as a model reads them (any order, extra columns ignored).
 
-    Returns an ndarray of shape (n_rows, len(feature_names)), float64.
+    Returns (numbers float64 (n_rows, len(numeric)) with NaN for missing cells, text
+    object array (n_rows, len(text)) with "" for missing cells). A missing number is an
+    error unless ``allow_missing``.
     """
-    with _Table(path) as table:
-        table.require(feature_names, what="feature column")
-        fast = table.read_numeric(list(feature_names), None)
-        X = fast[0] if fast is not None else table.read(list(feature_names), None)[0]
-    return X
+    blocks = list(iter_raw_blocks(path, numeric, text, allow_missing=allow_missing))
+    return np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks])
 
 
 def read_numeric_share(path: str | os.PathLike, *, label: str | None, features: Sequence[str] | None,
@@ -260,17 +293,30 @@ class Moments:
             dev = X - mean  # float64: X is float64, or promoted by the float64 mean
             return cls(float(X.shape[0]), mean, np.einsum("ij,ij->j", dev, dev))
 
+    @classmethod
+    def of_present(cls, X: np.ndarray) -> Moments:
+        """Moments of each column's cells that are not NaN (per-column counts)."""
+        present = ~np.isnan(X)
+        count = present.sum(axis=0).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, np.where(present, X, 0.0).sum(axis=0) / np.maximum(count, 1), 0.0)
+            dev = np.where(present, X - mean, 0.0)
+            return cls(count, mean, np.einsum("ij,ij->j", dev, dev))
+
     def merge(self, other: Moments) -> Moments:
-        """Chan et al.'s pairwise update: exact in exact arithmetic, stable in floating point."""
-        if other.count == 0:
+        """Chan et al.'s pairwise update: exact in exact arithmetic, stable in floating point.
+
+        Counts may be per column (arrays): columns with missing cells count only the others.
+        """
+        if np.all(other.count == 0):
             return self
-        if self.count == 0:
+        if np.all(self.count == 0):
             return other
         n = self.count + other.count
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             delta = other.mean - self.mean
-            mean = self.mean + delta * (other.count / n)
-            m2 = self.m2 + other.m2 + delta**2 * (self.count * other.count / n)
+            mean = self.mean + delta * np.where(n > 0, other.count / n, 0.0)
+            m2 = self.m2 + other.m2 + delta**2 * np.where(n > 0, self.count * other.count / n, 0.0)
         return Moments(n, mean, m2)
 
     @property
@@ -323,7 +369,8 @@ def check_finite_matrix(X, *, name: str = "X") -> np.ndarray:
     arr = as_matrix(X, name=name)
     if not _all_finite(arr):
         row, col = np.argwhere(~np.isfinite(arr))[0]
-        raise DataError(f"{name}: row {row}, column {col} is {arr[row, col]}; expected finite numbers")
+        hint = ", or impute='mean'|'median' to fill missing values in" if np.isnan(arr[row, col]) else ""
+        raise DataError(f"{name}: row {row}, column {col} is {arr[row, col]}; expected finite numbers{hint}")
     return arr
 
 
@@ -400,44 +447,93 @@ class _Table:
                 f"the header has: {', '.join(self.header)}"
             )
 
-    def read(self, feature_names: list[str], label_name: str | None) -> tuple[np.ndarray, list[str]]:
-        """Return (X float64, label cells); label cells are empty when no label is asked for."""
+    def read(self, feature_names: list[str], label_name: str | None,
+             options: ReadOptions = DEFAULT_READ) -> tuple[np.ndarray, list[str], Columns]:
+        """(X float64, label cells, the columns' kinds and vocabularies); no label cells when no label is asked for."""
         blocks, labels = [], []
-        for X, cells in self.blocks(feature_names, label_name):
+        columns = Columns(self.name, feature_names, options)
+        for X, cells in self.blocks(columns, label_name):
             blocks.append(X)
             labels.extend(cells)
-        return np.concatenate(blocks), labels
+        columns.finish()
+        return np.concatenate(blocks), labels, columns
 
-    def read_numeric(self, feature_names: list[str], label_name: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+    def read_numeric(self, feature_names: list[str], label_name: str | None, *,
+                     allow_missing: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
         """(X float64, label values float64 or None) through a C parser (pandas', else numpy's), or None.
 
         The fast path for the common big file: a regular file whose cells are all finite
-        numbers. Anything else (strings, quotes, an empty or bad cell, a ragged row, a
-        pipe) returns None, and the exact reader, ~6x slower, reads the file and names
-        the file, line and column of any problem.
+        numbers (or, with ``allow_missing``, missing feature cells, as NaN). Anything else
+        (strings, quotes, a bad cell, a ragged row, a pipe) returns None, and the exact
+        reader, ~6x slower, reads the file and names the file, line and column of any problem.
         """
         if not is_regular_file(self.path):
             return None
-        table = _all_numeric(self.path, len(self.header))
+        table = _all_numeric(self.path, len(self.header), allow_missing=allow_missing)
         if table is None:
             return None
+        X = _select(table, self.header, feature_names)
         labels = table[:, self.header.index(label_name)] if label_name is not None else None
-        return _select(table, self.header, feature_names), labels
+        if allow_missing and (np.isinf(X).any() or (labels is not None and not np.isfinite(labels).all())):
+            return None
+        return X, labels
 
-    def blocks(self, feature_names: Sequence[str], label_name: str | None = None):
+    def blocks(self, columns: Columns, label_name: str | None = None):
         """Yield (X block float64, label cells) per chunk of rows; the table is read once.
 
-        A table is single-use: its one file handle is consumed and closed by this pass.
+        ``columns`` reads the feature cells (and learns their kinds as it goes). A table is
+        single-use: its one file handle is consumed and closed by this pass.
         """
-        cols = [self.header.index(n) for n in feature_names]
+        cols = [self.header.index(n) for n in columns.names]
         label_col = self.header.index(label_name) if label_name is not None else None
         empty = True
         for chunk, chunk_lines in self._chunks():
             empty = False
             cells = self._label_cells(chunk, chunk_lines, label_col) if label_col is not None else []
-            yield self._to_floats(chunk, chunk_lines, cols), cells
+            yield columns.parse(chunk, chunk_lines, cols), cells
         if empty:
             raise DataError(f"{self.name}: the header has no data rows below it; expected at least one row")
+
+    def raw_blocks(self, numeric: Sequence[str], text: Sequence[str], *, allow_missing: bool,
+                   label_name: str | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, list[str]]]:
+        """(numbers float64 with NaN for missing, text object array with "" for missing, label cells)
+        per chunk, for scoring a model whose column kinds are known."""
+        num_cols = [self.header.index(n) for n in numeric]
+        text_cols = [self.header.index(n) for n in text]
+        label_col = self.header.index(label_name) if label_name is not None else None
+        empty = True
+        for chunk, lines in self._chunks():
+            empty = False
+            X = self._model_numbers(chunk, lines, num_cols, allow_missing)
+            T = np.empty((len(chunk), len(text_cols)), dtype=object)
+            for j, c in enumerate(text_cols):
+                T[:, j] = ["" if cell.strip() in MISSING_TOKENS else cell for cell in (row[c] for row in chunk)]
+            cells = self._label_cells(chunk, lines, label_col) if label_col is not None else []
+            yield X, T, cells
+        if empty:
+            raise DataError(f"{self.name}: the header has no data rows below it; expected at least one row")
+
+    def _model_numbers(self, chunk, lines, cols: list[int], allow_missing: bool) -> np.ndarray:
+        """The numeric feature cells of a chunk; a word, or a missing cell the model cannot fill, is an error."""
+        block = _fast_numbers([[row[c] for c in cols] for row in chunk])
+        if block is not None:
+            return block.reshape(len(chunk), len(cols))
+        X = np.empty((len(chunk), len(cols)))
+        for j, c in enumerate(cols):
+            values, missing, word, bad = parse_numbers([row[c] for row in chunk])
+            where = f"{self.name}, line {{}}, column '{self.header[c]}'"
+            if bad is not None:
+                raise DataError(f"{where.format(lines[bad])}: got '{chunk[bad][c].strip()}' (not finite); "
+                                "expected a finite number")
+            if word is not None:
+                raise DataError(f"{where.format(lines[word])}: got '{chunk[word][c]}'; expected a number "
+                                "(the model reads this column as numbers)")
+            if missing is not None and not allow_missing:
+                i = missing
+                raise DataError(f"{where.format(lines[i])}: {missing_problem(chunk[i][c])}; expected a number "
+                                "(the model was trained without --impute, so it cannot fill missing cells in)")
+            X[:, j] = values
+        return X
 
     def _open(self):
         try:
@@ -489,27 +585,6 @@ class _Table:
             except csv.Error as exc:
                 raise DataError(f"{self.name}, line {reader.line_num}: malformed CSV ({exc})") from exc
 
-    def _to_floats(self, chunk: list[list[str]], lines: list[int], cols: list[int]) -> np.ndarray:
-        cells = [[row[c] for c in cols] for row in chunk]
-        try:
-            block = np.array(cells, dtype=np.float64)
-        except ValueError:
-            block = None  # find the first bad cell below, to name it
-        if block is None or not np.isfinite(block).all():
-            self._raise_first_bad_cell(cells, lines, cols)
-        return block.reshape(len(chunk), len(cols))
-
-    def _raise_first_bad_cell(self, cells, lines, cols) -> None:
-        for row, line in zip(cells, lines):
-            for value, c in zip(row, cols):
-                problem = _cell_problem(value)
-                if problem:
-                    raise DataError(
-                        f"{self.name}, line {line}, column '{self.header[c]}': {problem}; "
-                        "expected a finite number"
-                    )
-        raise AssertionError("a bad cell was detected but not found")  # pragma: no cover
-
     def _label_cells(self, chunk, lines, col: int) -> list[str]:
         cells = [row[col].strip() for row in chunk]
         for value, line in zip(cells, lines):
@@ -522,9 +597,11 @@ class _Table:
         return cells
 
 
-def _all_numeric(source: str | io.BufferedIOBase, width: int) -> np.ndarray | None:
+def _all_numeric(source: str | io.BufferedIOBase, width: int, *, allow_missing: bool = False) -> np.ndarray | None:
     """Every row of a headed CSV (a path, or a binary stream from the header line on) as
-    float64 (n_rows, width), or None if any cell is not a finite number.
+    float64 (n_rows, width), or None if any cell is not a finite number. With
+    ``allow_missing``, spec section 2's missing cells are NaN (pandas only; the caller
+    checks which columns may hold them).
 
     pandas' C parser when pandas is installed (the training extra has it: ~2x numpy's on
     1M x 50, bench/readers.py), else numpy's.
@@ -532,10 +609,12 @@ def _all_numeric(source: str | io.BufferedIOBase, width: int) -> np.ndarray | No
     try:
         import pandas as pd
     except ImportError:
-        return _all_numeric_numpy(source, width)
+        return None if allow_missing else _all_numeric_numpy(source, width)
+    # Only our missing tokens are NaN: pandas' defaults also take 'None', '#N/A', ...
+    missing = {"na_values": sorted(MISSING_TOKENS), "keep_default_na": False} if allow_missing else {}
     try:
         # A ragged row either raises (too many fields) or leaves a NaN (too few): both fall back.
-        frame = pd.read_csv(source, dtype=np.float64, engine="c", encoding="utf-8-sig")
+        frame = pd.read_csv(source, dtype=np.float64, engine="c", encoding="utf-8-sig", **missing)
     except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError):
         return None
     # Rows one field longer than the header make pandas take the first column as the row
@@ -543,7 +622,11 @@ def _all_numeric(source: str | io.BufferedIOBase, width: int) -> np.ndarray | No
     if not isinstance(frame.index, pd.RangeIndex):
         return None
     table = frame.to_numpy()
-    if table.shape[0] == 0 or table.shape[1] != width or not _all_finite(table):
+    if table.shape[0] == 0 or table.shape[1] != width or not (allow_missing or _all_finite(table)):
+        return None
+    # A row with too few fields reads as NaN in its last cells, like missing ones: only a
+    # last column without gaps proves that every row was whole.
+    if allow_missing and np.isnan(table[:, -1]).any():
         return None
     return table
 
@@ -555,7 +638,9 @@ def _all_finite(table: np.ndarray) -> bool:
         return bool(np.isfinite(table.sum(axis=0)).all() or np.isfinite(table).all())
 
 
-def _all_numeric_numpy(source: str | io.BufferedIOBase, width: int) -> np.ndarray | None:
+def _all_numeric_numpy(source: str | io.BufferedIOBase, width: int, *, allow_missing: bool = False) -> np.ndarray | None:
+    if allow_missing:
+        return None  # numpy's reader takes no missing cells: the exact reader reads them
     opened = open(source, encoding="utf-8-sig") if isinstance(source, str) else io.TextIOWrapper(source, "utf-8-sig")
     try:
         with opened as handle, warnings.catch_warnings():
@@ -622,16 +707,182 @@ def integral_as_int(values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _cell_problem(value: str) -> str | None:
-    if not value.strip():
-        return "empty cell"
+def missing_problem(cell: str) -> str:
+    """How a missing cell is named in a message: 'empty cell' or "missing cell 'NA'"."""
+    token = cell.strip()
+    return "empty cell" if not token else f"missing cell '{token}'"
+
+
+def _fast_numbers(cells: list) -> np.ndarray | None:
+    """Cells (a list, or a list of rows) as float64 when every one is a finite number as spec section 2
+    defines it, else None. numpy's conversion does the work; what float() takes beyond that
+    syntax ('1_000', non-ASCII digits, 'nan', 'inf') is caught after it, in one scan."""
     try:
-        number = float(value)
+        values = np.array(cells, dtype=np.float64)
     except ValueError:
-        return f"got '{value}'"
-    if not math.isfinite(number):
-        return f"got '{value.strip()}' (not finite)"
-    return None
+        return None
+    flat = "".join(cells if not cells or isinstance(cells[0], str) else (c for row in cells for c in row))
+    if "_" in flat or not flat.isascii() or not _all_finite(values.reshape(len(cells), -1)):
+        return None
+    return values
+
+
+def parse_numbers(cells: list[str]) -> tuple[np.ndarray, int | None, int | None, int | None]:
+    """(values with NaN for missing cells, first missing, first word, first non-finite number).
+
+    The positions are None when there is none. A word is any cell that is neither missing
+    nor a number.
+    """
+    fast = _fast_numbers(cells)
+    if fast is not None:
+        return fast, None, None, None
+    values = np.empty(len(cells))
+    missing = word = bad = None
+    for i, cell in enumerate(cells):
+        if cell.strip() in MISSING_TOKENS:
+            values[i] = math.nan
+            missing = i if missing is None else missing
+        elif _NUMBER.fullmatch(cell):
+            values[i] = float(cell)
+            if bad is None and not math.isfinite(values[i]):
+                bad = i
+        elif _infinite(cell):  # 'inf', '-Infinity', 'NAN': numbers to float(), not finite ones
+            values[i] = math.nan
+            bad = i if bad is None else bad
+        else:
+            values[i] = math.nan
+            word = i if word is None else word
+    return values, missing, word, bad
+
+
+def _infinite(cell: str) -> bool:
+    try:
+        return not math.isfinite(float(cell))
+    except ValueError:
+        return False
+
+
+class Columns:
+    """The feature columns of a training CSV, read chunk by chunk: their kinds and vocabularies.
+
+    A column is text when it is named in ``categorical`` or none of its cells is a number;
+    numeric when every cell that is not missing is a number. A column with both is an
+    error naming its first word, and a text column with more than ``max_categories``
+    distinct values one that says it looks like an id. Parsed cells are float64: the
+    number, or the index of the value in the column's vocabulary (first-seen order); NaN
+    when missing.
+    """
+
+    def __init__(self, source: str, names: Sequence[str], options: ReadOptions):
+        unknown = [c for c in options.categorical if c not in names]
+        if unknown:
+            raise DataError(f"{source}: --categorical names {', '.join(repr(c) for c in unknown)}, not a feature "
+                            f"column; expected some of: {', '.join(names)}")
+        self.source, self.names, self.options = source, list(names), options
+        self.kinds: list[str | None] = [TEXT if n in options.categorical else None for n in names]
+        self.vocab: list[dict[str, int]] = [{} for _ in names]
+        self._first_number: list[tuple[int, str] | None] = [None] * len(names)
+        self._first_word: list[tuple[int, str] | None] = [None] * len(names)
+        self._present = [0] * len(names)
+
+    def parse(self, chunk: list[list[str]], lines: list[int], cols: list[int]) -> np.ndarray:
+        """The chunk's feature cells as float64 (rows, len(names)); raises DataError naming line and column."""
+        if not any(self.kinds):
+            block = _fast_numbers([[row[c] for c in cols] for row in chunk])
+            if block is not None:  # the common case: every cell a number
+                for j, c in enumerate(cols):
+                    self._seen_number(j, lines[0], chunk[0][c])
+                    self._present[j] += len(chunk)
+                return block.reshape(len(chunk), len(cols))
+        X = np.empty((len(chunk), len(cols)))
+        for j, c in enumerate(cols):
+            X[:, j] = self._parse_column(j, [row[c] for row in chunk], lines)
+        return X
+
+    def _parse_column(self, j: int, cells: list[str], lines: list[int]) -> np.ndarray:
+        if self.kinds[j] == TEXT and self.names[j] in self.options.categorical:
+            return self._codes(j, cells, lines)
+        values, missing, word, bad = parse_numbers(cells)
+        if missing is not None and not self.options.impute:
+            self._fail(j, lines[missing], f"{missing_problem(cells[missing])}; expected a value, "
+                                          "or --impute mean|median to fill missing cells in")
+        if word is None:
+            if bad is not None:
+                self._fail(j, lines[bad], f"got '{cells[bad].strip()}' (not finite); expected a finite number")
+            present = np.flatnonzero(~np.isnan(values))
+            if present.size:
+                self._seen_number(j, lines[present[0]], cells[present[0]])
+                self._present[j] += present.size
+            return values
+        first_number = next((i for i in range(len(cells)) if i < word and not np.isnan(values[i])), None)
+        if self._first_number[j] is None and first_number is None:
+            first_number = next((i for i in range(word + 1, len(cells))
+                                 if cells[i].strip() not in MISSING_TOKENS and _NUMBER.fullmatch(cells[i])), None)
+        if first_number is not None and self._first_number[j] is None:
+            self._first_number[j] = (lines[first_number], cells[first_number])
+        if self._first_word[j] is None:
+            self._first_word[j] = (lines[word], cells[word])
+        if self._first_number[j] is not None:
+            self._mixed(j)
+        self.kinds[j] = TEXT
+        return self._codes(j, cells, lines)
+
+    def _codes(self, j: int, cells: list[str], lines: list[int]) -> np.ndarray:
+        """Vocabulary indices of text cells (NaN for missing ones)."""
+        vocab, limit = self.vocab[j], self.options.max_categories
+        auto = self.names[j] not in self.options.categorical
+        out = np.empty(len(cells))
+        for i, cell in enumerate(cells):
+            if cell.strip() in MISSING_TOKENS:
+                if not self.options.impute:
+                    self._fail(j, lines[i], f"{missing_problem(cell)}; expected a value, "
+                                            "or --impute mean|median to make missing a category of its own")
+                out[i] = math.nan
+                continue
+            code = vocab.get(cell)
+            if code is None:
+                if auto and _NUMBER.fullmatch(cell):
+                    self._first_number[j] = (lines[i], cell)
+                    self._mixed(j)
+                if len(vocab) == limit:
+                    self._fail(j, lines[i], f"more than {limit} distinct values ('{cell}' is one more); it looks "
+                                            f"like an id column, not a category: expected at most --max-categories "
+                                            f"{limit} (raise it), or --features without this column")
+                code = vocab[cell] = len(vocab)
+            out[i] = code
+            self._present[j] += 1
+        return out
+
+    def _seen_number(self, j: int, line: int, cell: str) -> None:
+        if self._first_number[j] is None:
+            self._first_number[j] = (line, cell)
+        if self._first_word[j] is not None:
+            self._mixed(j)
+
+    def _mixed(self, j: int) -> None:
+        (line, word), (number_line, number) = self._first_word[j], self._first_number[j]
+        self._fail(j, line, f"got '{word}' in a column that also holds numbers (line {number_line}: "
+                            f"'{number.strip()}'); expected numbers only, or --categorical {self.names[j]} "
+                            "to read the column as text")
+
+    def _fail(self, j: int, line: int, problem: str):
+        raise DataError(f"{self.source}, line {line}, column '{self.names[j]}': {problem}")
+
+    def finish(self) -> None:
+        """After the last chunk: a column with no value at all is an error; undecided columns are numeric."""
+        for j, name in enumerate(self.names):
+            if not self._present[j]:
+                raise DataError(f"{self.source}, column '{name}': every cell is missing; expected some values, "
+                                "or --features without this column")
+        self.kinds = [k or NUMERIC for k in self.kinds]
+
+    @property
+    def all_numeric(self) -> bool:
+        return all(k == NUMERIC for k in self.kinds)
+
+    def vocabularies(self) -> dict[str, list[str]]:
+        """Each text column's values in the order of their indices."""
+        return {n: list(v) for n, v, k in zip(self.names, self.vocab, self.kinds) if k == TEXT}
 
 
 def _non_finite_label(value: str) -> str | None:
@@ -666,19 +917,103 @@ def plain_value(value):
     return value
 
 
-def iter_feature_blocks(path: str | os.PathLike, feature_names: Sequence[str]) -> Iterator[np.ndarray]:
-    """Stream the named feature columns of a CSV in blocks of rows (flat memory).
+def read_features(path: str | os.PathLike, feature_names: Sequence[str]) -> np.ndarray:
+    """The named numeric columns of a CSV (any order, extra columns ignored), float64 (n_rows, len(feature_names))."""
+    return read_raw(path, feature_names)[0]
 
-    Yields float64 arrays of shape (<= 65,536, len(feature_names)); same errors as read_csv.
+
+def iter_raw_blocks(path: str | os.PathLike, numeric: Sequence[str], text: Sequence[str] = (), *,
+                    allow_missing: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Stream ``read_raw``'s arrays in blocks of at most 65,536 rows (flat memory)."""
+    with _Table(path) as table:
+        table.require([*numeric, *text], what="feature column")
+        for X, T, _ in table.raw_blocks(numeric, text, allow_missing=allow_missing):
+            yield X, T
+
+
+def read_label_cells(path: str | os.PathLike, numeric: Sequence[str], label: str, text: Sequence[str] = (), *,
+                     allow_missing: bool = False) -> tuple[np.ndarray, np.ndarray, list]:
+    """(numbers, text, raw label cells) for scoring a model on labelled data; one class is fine here."""
+    with _Table(path) as table:
+        table.require([*numeric, *text, label], what="column")
+        parts = list(table.raw_blocks(numeric, text, allow_missing=allow_missing, label_name=label))
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            [c for p in parts for c in p[2]])
+
+
+def is_dataframe(X) -> bool:
+    # Duck-typed so pandas is never imported here for plain arrays.
+    return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "to_numpy")
+
+
+def table_from_frame(frame, *, categorical: Sequence[str] = (), impute: bool = False,
+                     max_categories: int = DEFAULT_MAX_CATEGORIES) -> tuple[np.ndarray, list[str], list[str], dict]:
+    """A pandas DataFrame as the CSV reader gives a table: (X float64, names, kinds, vocab).
+
+    Columns of numbers (any numeric dtype) are numeric unless named in ``categorical``;
+    columns of strings (object, string or category dtype) are text; None, NaN and pd.NA
+    are missing. Text columns hold vocabulary indices in X, as in ``Columns``.
     """
-    with _Table(path) as table:
-        table.require(feature_names, what="feature column")
-        for X, _ in table.blocks(feature_names):
-            yield X
+    names = [str(c) for c in frame.columns]
+    unknown = [c for c in categorical if c not in names]
+    if unknown:
+        raise DataError(f"X: categorical names {', '.join(repr(c) for c in unknown)}, not a column; expected "
+                        f"some of: {', '.join(names)}")
+    X = np.empty((len(frame), len(names)))
+    kinds, vocab = [], {}
+    for j, name in enumerate(names):
+        column = frame.iloc[:, j]
+        values = column.to_numpy(dtype=object)
+        missing = np.array([_missing_value(v) for v in values], dtype=bool)
+        if missing.any() and not impute:
+            row = int(np.flatnonzero(missing)[0])
+            raise DataError(f"X: row {row}, column '{name}' is missing ({values[row]!r}); expected a value, "
+                            "or impute='mean'|'median'")
+        if missing.all():
+            raise DataError(f"X: column '{name}' has no values; expected some, or X without this column")
+        words = [i for i, v in enumerate(values) if isinstance(v, str) and not missing[i]]
+        if name not in categorical and not words and column.dtype.kind in "biuf":
+            X[:, j] = np.where(missing, np.nan, column.to_numpy(dtype=np.float64, na_value=np.nan))
+            kinds.append(NUMERIC)
+            continue
+        if name not in categorical and len(words) < (~missing).sum():
+            number = next(i for i, v in enumerate(values) if not missing[i] and not isinstance(v, str))
+            raise DataError(f"X: column '{name}' mixes numbers and words (row {words[0]}: {values[words[0]]!r}, "
+                            f"row {number}: {values[number]!r}); expected one kind, or categorical=['{name}'] "
+                            "to read it as text")
+        index: dict[str, int] = {}
+        for i, v in enumerate(values):
+            if missing[i]:
+                X[i, j] = math.nan
+                continue
+            text = as_text(v)
+            code = index.get(text)
+            if code is None:
+                if len(index) == max_categories:
+                    raise DataError(f"X: column '{name}' has more than {max_categories} distinct values; it looks "
+                                    "like an id column, not a category: expected at most max_categories "
+                                    f"{max_categories} (raise it), or X without this column")
+                code = index[text] = len(index)
+            X[i, j] = code
+        kinds.append(TEXT)
+        vocab[name] = list(index)
+    return X, names, kinds, vocab
 
 
-def read_label_cells(path: str | os.PathLike, feature_names: Sequence[str], label: str) -> tuple[np.ndarray, list]:
-    """(X, raw label cells) for scoring a model on labelled data; one class is fine here."""
-    with _Table(path) as table:
-        table.require([*feature_names, label], what="column")
-        return table.read(list(feature_names), label)
+def _missing_value(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def as_text(value) -> str:
+    """A category value as the CSV reader would have read it: integral numbers without '.0'."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and float(value).is_integer()):
+        return str(int(value))
+    return str(value)

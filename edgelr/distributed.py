@@ -15,14 +15,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from edgelr.data import Dataset, Moments, encode_labels, integral_as_int, read_csv, read_numeric_share
+from edgelr.data import DEFAULT_READ, Dataset, ReadOptions, encode_labels, integral_as_int, read_csv, read_numeric_share
+from edgelr.encoding import ColumnStats, Ranks
 from edgelr.errors import ConfigError
 from edgelr.metrics import MetricsAccumulator
 from edgelr.outofcore import CachedTable, cache_csv, cache_csv_share
 
 
 @dataclass
-class Cluster:
+class Cluster(Ranks):
     rank: int
     world_size: int
     device: torch.device
@@ -38,15 +39,27 @@ class Cluster:
             dist.all_reduce(out, op=dist.ReduceOp.SUM)
         return out
 
-    def merge_moments(self, local: Moments) -> Moments:
-        """Combine every rank's moments, in rank order, so all ranks get the same result."""
-        gathered: list[Moments | None] = [None] * self.world_size
-        with self._collective("combining the standardization statistics"):
+    # -- edgelr.encoding.Ranks: the encoding's statistics over every rank's rows --------
+
+    def merge_stats(self, local: ColumnStats) -> ColumnStats:
+        """Combine every rank's column statistics, in rank order, so all ranks get the same result."""
+        gathered: list[ColumnStats | None] = [None] * self.world_size
+        with self._collective("combining the encoding statistics"):
             dist.all_gather_object(gathered, local)
-        total = Moments.empty(local.mean.size)
-        for part in gathered:
+        total = gathered[0]
+        for part in gathered[1:]:
             total = total.merge(part)
         return total
+
+    def sum_array(self, values: np.ndarray) -> np.ndarray:
+        """A numpy array summed over ranks (int64 or float64)."""
+        out = torch.from_numpy(np.ascontiguousarray(values)).to(self.device)
+        with self._collective("combining the encoding statistics"):
+            dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out.cpu().numpy()
+
+    def gather(self, values: np.ndarray) -> np.ndarray:
+        return self.gather_rows(values)
 
     def gather_rows(self, values: np.ndarray) -> np.ndarray:
         """Every rank's 1-D float64 values, concatenated in rank order, on every rank."""
@@ -93,7 +106,8 @@ class Cluster:
             dist.destroy_process_group()
 
 
-def read_share(path: str | os.PathLike, *, label: str | None, features: list[str] | None, cluster: Cluster) -> Dataset:
+def read_share(path: str | os.PathLike, *, label: str | None, features: list[str] | None, cluster: Cluster,
+               options: ReadOptions = DEFAULT_READ) -> Dataset:
     """The CSV as this rank needs it: its own slice of the rows, and every row's label.
 
     Each rank parses only its byte range of an all-numeric file; the labels (one number
@@ -101,21 +115,23 @@ def read_share(path: str | os.PathLike, *, label: str | None, features: list[str
     split. If any rank cannot take that path (text labels, a bad cell, a pipe), every
     rank reads the whole file with the exact reader instead, which names any problem.
     """
-    share = read_numeric_share(path, label=label, features=features, part=cluster.rank, parts=cluster.world_size)
+    share = None if options.categorical else read_numeric_share(path, label=label, features=features,
+                                                                 part=cluster.rank, parts=cluster.world_size)
     if not cluster.everyone(share is not None):
-        return read_csv(path, label=label, features=features)
+        return read_csv(path, label=label, features=features, options=options)
     feature_names, label_name, X, label_values = share
     classes, y, first_row = _labels_of_all_rows(cluster, path, label_name, label_values)
     return Dataset(X, y, feature_names, classes, label_name, os.fspath(path), first_row=first_row)
 
 
 def cache_share(path: str | os.PathLike, folder: str, *, label: str | None, features: list[str] | None, budget: int,
-                cluster: Cluster) -> CachedTable:
+                cluster: Cluster, options: ReadOptions = DEFAULT_READ) -> CachedTable:
     """``cache_csv`` past the memory budget, each rank caching only its byte range (as read_share)."""
-    share = cache_csv_share(path, folder, label=label, features=features, budget=budget, part=cluster.rank,
-                            parts=cluster.world_size)
+    share = None if options.categorical else cache_csv_share(path, folder, label=label, features=features,
+                                                              budget=budget, part=cluster.rank,
+                                                              parts=cluster.world_size)
     if not cluster.everyone(share is not None):
-        return cache_csv(path, folder, label=label, features=features, budget=budget)
+        return cache_csv(path, folder, label=label, features=features, budget=budget, options=options)
     feature_names, label_name, cache, label_values = share
     classes, y, first_row = _labels_of_all_rows(cluster, path, label_name, label_values)
     return CachedTable(cache, int(y.size), len(feature_names), y.astype(np.int32), classes, feature_names, label_name,

@@ -8,12 +8,22 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from edgelr.checkpoint import build_model, load_checkpoint, save_checkpoint
-from edgelr.data import as_matrix, check_finite_matrix, encode_labels, plain_value, standardization
+from edgelr.checkpoint import build_model, encoding_of, load_checkpoint, save_checkpoint
+from edgelr.data import (
+    DEFAULT_MAX_CATEGORIES,
+    ReadOptions,
+    as_matrix,
+    check_finite_matrix,
+    encode_labels,
+    is_dataframe,
+    plain_value,
+    table_from_frame,
+)
+from edgelr.encoding import Encoding, EncodingSpec, Layout
 from edgelr.errors import ConfigError, DataError
 from edgelr.metrics import classification_metrics
 from edgelr.model import LogisticModel
-from edgelr.rows import InMemoryRows
+from edgelr.rows import encode_in_memory
 from edgelr.train import Objective, ProgressFn, SumFn, TrainSettings, balanced_weights, fit, resolve_device
 
 
@@ -31,7 +41,17 @@ class LogisticRegression:
     penalty : {"l2", "none"}, default "l2"
     class_weight : {None, "balanced"}, default None
     standardize : bool, default True
-        Scale features by the training mean and population std (ddof=0).
+        Scale numeric features by the training mean and population std (ddof=0).
+    impute : {None, "mean", "median"}, default None
+        Fill missing numeric values (NaN) with the training rows' mean or median, as
+        SimpleImputer; a missing text value becomes a category of its own. None: a
+        missing value is an error.
+    missing_indicator : bool, default False
+        Add a 0/1 input per numeric column that had missing values in training.
+    categorical : sequence of str, default ()
+        DataFrame columns of numbers to read as categories (codes such as zip codes).
+    max_categories : int, default 1000
+        More distinct values than this in a text column is an error (an id column).
     optimizer : {"lbfgs", "sgd", "adam"}, default "lbfgs"
     lr, epochs, batch_size, tol, seed : see ``edgelr.train.TrainSettings``
     device : str, default "auto"
@@ -40,9 +60,11 @@ class LogisticRegression:
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-    coef_ : ndarray of shape (1, n_features) binary or (n_classes, n_features)
-        In standardized units when ``standardize`` (as the LogisticRegression step of a
-        StandardScaler pipeline); ``mean_`` and ``scale_`` hold the scaler.
+    coef_ : ndarray of shape (1, n_design) binary or (n_classes, n_design)
+        The LogisticRegression step of scikit-learn's ColumnTransformer pipeline (spec
+        section 2): standardized numeric columns, their missing indicators, then one
+        column per category; ``design_names_`` names them, ``mean_`` and ``scale_`` hold
+        the scaler of the numeric ones.
     intercept_ : ndarray of shape (1,) or (n_classes,)
     history_ : list of {"epoch": int, "loss": float}
     """
@@ -61,10 +83,16 @@ class LogisticRegression:
         tol: float = 1e-6,
         seed: int = 0,
         device: str = "auto",
+        impute: str | None = None,
+        missing_indicator: bool = False,
+        categorical: Sequence[str] = (),
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
     ):
         self.C, self.penalty, self.class_weight = C, penalty, class_weight
         self.standardize, self.optimizer, self.lr, self.epochs = standardize, optimizer, lr, epochs
         self.batch_size, self.tol, self.seed, self.device = batch_size, tol, seed, device
+        self.impute, self.missing_indicator = impute, missing_indicator
+        self.categorical, self.max_categories = categorical, max_categories
         self._state: dict | None = None
 
     # -- fitting ---------------------------------------------------------------------
@@ -79,29 +107,26 @@ class LogisticRegression:
     ) -> LogisticRegression:
         """Fit on X of shape (n_rows, n_features) and labels y of shape (n_rows,).
 
-        ``progress(epoch, loss)`` is called after every epoch, e.g. for a progress bar.
+        X: a numeric array-like (NaN where missing, with ``impute``), or a pandas
+        DataFrame whose text columns are encoded as categories. ``progress(epoch, loss)``
+        is called after every epoch, e.g. for a progress bar.
         """
         self.settings()  # bad settings fail before any work on the data
-        X = as_matrix(X)  # finite values: checked by the pass that computes the moments
+        X, layout = self._table(X, feature_names)
         classes, y_idx = encode_labels(y, where="y")
         if y_idx.size != X.shape[0]:
             raise DataError(f"y has {y_idx.size} labels but X has {X.shape[0]} rows; expected one label per row")
-        names = self._feature_names(feature_names, X.shape[1])
         device = resolve_device(self.device)
-        rows, mean, scale = InMemoryRows.fitted(
-            X, y_idx, self.sample_weight(y_idx, len(classes)),
-            lambda moments: self.scaler(standardization(moments, X), X.shape[1]), device)
-        return self.fit_rows(rows, classes=classes, feature_names=names, mean=mean, scale=scale, device=device,
-                             progress=progress)
+        rows, encoding = encode_in_memory(X, layout, self.encoding_spec(), y_idx,
+                                          self.sample_weight(y_idx, len(classes)), device)
+        return self.fit_rows(rows, classes=classes, encoding=encoding, device=device, progress=progress)
 
     def fit_rows(
         self,
         rows,
         *,
         classes: list,
-        feature_names: list[str],
-        mean: np.ndarray,
-        scale: np.ndarray,
+        encoding: Encoding,
         device: torch.device,
         n_total: int | None = None,
         sum_ranks: SumFn | None = None,
@@ -109,7 +134,7 @@ class LogisticRegression:
         validation=None,
         n_validation: int | None = None,
     ) -> LogisticRegression:
-        """Fit on prepared, standardized rows (``edgelr.rows``): in memory, streamed, or one rank's share.
+        """Fit on encoded rows (``edgelr.rows``): in memory, streamed, or one rank's share.
 
         ``n_total`` and ``sum_ranks`` describe the rows of all ranks under torchrun.
         ``validation`` (rows, ``n_validation`` over all ranks) adds its mean
@@ -119,30 +144,54 @@ class LogisticRegression:
         if sum_ranks is not None and settings.batch_size is not None:
             raise ConfigError("mini-batches with several ranks would not add up to one model; "
                               "expected full-batch training (batch_size=None) when data-parallel")
-        model = LogisticModel(len(feature_names), len(classes)).to(device)
+        model = LogisticModel(encoding.n_design, len(classes), n_numeric=encoding.n_numeric).to(device)
         objective = Objective(model, rows, C=self.C, penalty=self.penalty, n_total=n_total, sum_ranks=sum_ranks)
         held_out = None if validation is None else Objective(
             model, validation, C=self.C, penalty="none", n_total=n_validation, sum_ranks=sum_ranks)
         history = fit(objective, settings, progress, validation=held_out)
         self._state = {
-            "feature_names": list(feature_names),
+            "feature_names": encoding.numeric,
+            "categorical_names": encoding.text,
+            "encoding": encoding.to_state(),
             "classes": list(classes),
-            "mean": torch.as_tensor(mean, dtype=torch.float64),
-            "scale": torch.as_tensor(scale, dtype=torch.float64),
+            "mean": torch.as_tensor(encoding.mean, dtype=torch.float64),
+            "scale": torch.as_tensor(encoding.scale, dtype=torch.float64),
             "weight": model.linear.weight.detach().cpu().clone(),
             "bias": model.linear.bias.detach().cpu().clone(),
             "threshold": 0.5,
-            "config": {**self.get_params(), "device": str(device)},
+            "config": {**self.get_params(), "categorical": list(self.categorical), "device": str(device)},
             "metrics": {},
             "history": history,
         }
         return self
 
-    def scaler(self, stats: tuple[np.ndarray, np.ndarray], n_features: int) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, scale) to standardize with: ``stats`` when ``standardize``, else the identity."""
-        if self.standardize:
-            return stats
-        return np.zeros(n_features), np.ones(n_features)
+    def read_options(self) -> ReadOptions:
+        """How the CSV reader reads the feature cells for this estimator."""
+        return ReadOptions(categorical=tuple(self.categorical), impute=self.impute is not None,
+                           max_categories=self.max_categories)
+
+    def encoding_spec(self) -> EncodingSpec:
+        """What the encoding is asked to do (validated)."""
+        spec = EncodingSpec(impute=self.impute, missing_indicator=self.missing_indicator, standardize=self.standardize)
+        spec.validate()
+        return spec
+
+    def _table(self, X, feature_names: Sequence[str] | None) -> tuple[np.ndarray, Layout]:
+        """(raw rows float64, their layout) from a DataFrame or a numeric array-like."""
+        if is_dataframe(X):
+            if feature_names is not None:
+                raise DataError("feature_names with a DataFrame: its column names are the feature names; "
+                                "expected one of the two")
+            raw, names, kinds, vocab = table_from_frame(X, categorical=tuple(self.categorical),
+                                                        impute=self.impute is not None,
+                                                        max_categories=self.max_categories)
+            if raw.shape[0] == 0:
+                raise DataError(f"X: expected at least one row, got shape {raw.shape}")
+            return raw, Layout(names, kinds, vocab)
+        if self.categorical:
+            raise DataError("categorical= names DataFrame columns; expected X as a pandas DataFrame with them")
+        raw = as_matrix(X)  # finite values: checked by the pass that computes the moments
+        return raw, Layout.numeric(self._feature_names(feature_names, raw.shape[1]))
 
     def sample_weight(self, y_idx: np.ndarray, n_classes: int) -> np.ndarray | None:
         """Per-row weights of shape (n_rows,) for ``class_weight``, or None (all rows weigh 1)."""
@@ -151,22 +200,53 @@ class LogisticRegression:
     def get_params(self) -> dict:
         """Constructor arguments, as scikit-learn's get_params (plain values)."""
         names = ("C", "penalty", "class_weight", "standardize", "optimizer", "lr", "epochs",
-                 "batch_size", "tol", "seed", "device")
+                 "batch_size", "tol", "seed", "device", "impute", "missing_indicator", "categorical",
+                 "max_categories")
         return {n: getattr(self, n) for n in names}
 
     # -- prediction ------------------------------------------------------------------
 
     def predict_proba(self, X) -> np.ndarray:
-        """Probabilities of shape (n_rows, n_classes), computed in float64."""
+        """Probabilities of shape (n_rows, n_classes), computed in float64.
+
+        X: a DataFrame with the training columns (by name, any order, others ignored), or
+        for a model without text columns a numeric array-like in the training column order.
+        """
         state = self._fitted()
-        X = check_finite_matrix(X)
-        if X.shape[1] != len(state["feature_names"]):
-            raise DataError(
-                f"X has {X.shape[1]} columns; expected {len(state['feature_names'])}: "
-                f"{', '.join(state['feature_names'])}"
-            )
+        encoding = encoding_of(state)
+        numbers, text = self._inputs(X, encoding)
         with torch.no_grad():
-            return build_model(state)(torch.as_tensor(X)).numpy()
+            return build_model(state)(torch.as_tensor(numbers), text).numpy()
+
+    @staticmethod
+    def _inputs(X, encoding: Encoding) -> tuple[np.ndarray, np.ndarray | None]:
+        """(numbers (n, n_numeric) float64 with NaN where missing, text (n, n_text) objects or None)."""
+        if is_dataframe(X):
+            absent = [c for c in encoding.columns if c not in set(map(str, X.columns))]
+            if absent:
+                raise DataError(f"X lacks the column(s) {', '.join(absent)}; expected the training columns "
+                                f"{', '.join(encoding.columns)}")
+            frame = X.rename(columns=str)
+            try:
+                numbers = frame[encoding.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError) as exc:
+                raise DataError(f"X: the numeric columns {', '.join(encoding.numeric)} hold values that are not "
+                                f"numbers ({exc}); expected numbers") from exc
+            text = frame[encoding.text].to_numpy(dtype=object) if encoding.text else None
+        else:
+            if encoding.text:
+                raise DataError(f"X is an array, but the model has text columns ({', '.join(encoding.text)}); "
+                                "expected a pandas DataFrame with the training columns")
+            numbers = as_matrix(X)
+            text = None
+            if numbers.shape[1] != len(encoding.numeric):
+                raise DataError(f"X has {numbers.shape[1]} columns; expected {len(encoding.numeric)}: "
+                                f"{', '.join(encoding.numeric)}")
+        if encoding.impute is None:
+            check_finite_matrix(numbers)  # a missing value is an error, named
+        elif np.isinf(numbers).any():
+            check_finite_matrix(np.nan_to_num(numbers, nan=0.0, posinf=np.inf, neginf=-np.inf))
+        return numbers, text
 
     def predict(self, X) -> np.ndarray:
         """Class names of shape (n_rows,): positive when p > threshold (binary), else argmax."""
@@ -209,8 +289,23 @@ class LogisticRegression:
         return self._fitted()["scale"].numpy().copy()
 
     @property
-    def feature_names_in_(self) -> list[str]:
-        return list(self._fitted()["feature_names"])
+    def feature_names_in_(self) -> np.ndarray:
+        return np.asarray(encoding_of(self._fitted()).columns, dtype=object)
+
+    @property
+    def n_features_in_(self) -> int:
+        return len(encoding_of(self._fitted()).columns)
+
+    @property
+    def categories_(self) -> dict[str, list[str]]:
+        """Each text column's categories (the order of their coefficients); "" is the missing category."""
+        encoding = encoding_of(self._fitted())
+        return dict(zip(encoding.text, encoding.categories))
+
+    @property
+    def design_names_(self) -> list[str]:
+        """A name per column of ``coef_``: numeric columns, '<col>_missing' indicators, '<col>=<category>'."""
+        return encoding_of(self._fitted()).design_names()
 
     @property
     def history_(self) -> list[dict]:

@@ -1,7 +1,11 @@
 """Checkpoint -> ONNX with the parity gate (spec section 5).
 
-The graph takes raw float32 features and does the standardization itself. Three
-variants, fastest first; the first that passes the parity check is written:
+The graph takes raw float32 features (NaN where missing) and, for a model with text
+columns, their raw strings, and does the whole encoding itself: imputation, missing
+indicators, standardization, and the category lookup. torch.onnx.export traces the
+numeric part with the category slots as an int64 input; the encoding then prepends its
+string lookup (edgelr.encoding.category_lookup) in place of that input. Three variants,
+fastest first; the first that passes the parity check is written:
 
 - ``folded``: standardization folded into the weights, one Gemm. Loses float32
   precision on features with a large mean and a small spread (timestamps).
@@ -31,8 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgelr import __version__
-from edgelr.checkpoint import load_checkpoint
-from edgelr.data import read_features
+from edgelr.checkpoint import encoding_of, load_checkpoint
+from edgelr.data import read_raw
+from edgelr.encoding import Encoding, category_lookup
 from edgelr.errors import ConfigError, ModelFileError, ParityError
 from edgelr.fileio import atomic_path
 from edgelr.model import probabilities
@@ -47,40 +52,61 @@ ORT_CONFIG_SUFFIX = ".required_operators_and_types.config"
 
 
 class ExportGraph(nn.Module):
-    """features (batch, n_features) float32 -> label (batch,) int64, probabilities (batch, n_classes) float32."""
+    """features (batch, n_features) float32 [, slots (batch, n_text) int64] ->
+    label (batch,) int64, probabilities (batch, n_classes) float32."""
 
     def __init__(self, state: dict, variant: str):
         super().__init__()
-        W, b = state["weight"].double(), state["bias"].double()  # (n_out, d), (n_out,)
-        mean, scale = state["mean"].double(), state["scale"].double()
+        enc = encoding_of(state)
+        W, b = state["weight"].double(), state["bias"].double()  # (n_out, n_design), (n_out,)
+        W_num, W_cat = W[:, : enc.n_numeric], W[:, enc.n_numeric :]
+        mean, scale = torch.as_tensor(enc.mean), torch.as_tensor(enc.scale)
         self.variant = variant
         self.binary = W.shape[0] == 1
         self.threshold = float(state["threshold"])
+        self.impute = enc.impute is not None
+        self.indicators = list(enc.indicators)
+        self.text = bool(enc.text)
+        dtype = torch.float64 if variant == "float64" else torch.float32
         if variant == "folded":
             # w . (x - m) / s + b == (w / s) . x + (b - (w / s) . m)
-            W_raw = W / scale
+            W_raw = W_num / scale
             self.register_buffer("weight", W_raw.float().contiguous())  # (n_out, d)
             self.register_buffer("bias", (b - W_raw @ mean).float())
-            dtype = torch.float32
         else:
-            dtype = torch.float64 if variant == "float64" else torch.float32
             self.register_buffer("mean", mean.to(dtype))
             self.register_buffer("inv_scale", (1.0 / scale).to(dtype))
-            self.register_buffer("weight", W.to(dtype).contiguous())
+            self.register_buffer("weight", W_num.to(dtype).contiguous())
             self.register_buffer("bias", b.to(dtype))
+        # The imputation values of the raw numeric columns (NaN-free: unused without imputation).
+        self.register_buffer("fill", torch.as_tensor(np.nan_to_num(enc.fill), dtype=torch.float32))
+        self.register_buffer("indicator_index", torch.as_tensor(self.indicators, dtype=torch.int64))
+        # A row per category slot, then the unknown slot's zero (binary: one value per slot).
+        table = torch.cat([W_cat.T, torch.zeros(1, W.shape[0], dtype=W.dtype)]).to(dtype)
+        self.register_buffer("table", table[:, 0].contiguous() if self.binary else table)
         t = self.threshold
         logit_t = math.log(t / (1.0 - t)) if 0.0 < t < 1.0 else (-math.inf if t <= 0.0 else math.inf)
         self.register_buffer("logit_threshold", torch.tensor(logit_t, dtype=dtype))
 
-    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = features if self.variant == "folded" else (features.to(self.mean.dtype) - self.mean) * self.inv_scale
+    def forward(self, features: torch.Tensor, slots: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        x = features
+        if self.impute:
+            missing = torch.isnan(x)
+            x = torch.where(missing, self.fill, x)
+            if self.indicators:
+                x = torch.cat([x, missing.index_select(1, self.indicator_index).to(x.dtype)], dim=1)
+        x = x if self.variant == "folded" else (x.to(self.mean.dtype) - self.mean) * self.inv_scale
         if not self.binary:
             logits = x @ self.weight.T + self.bias  # (batch, n_classes)
+            if self.text:
+                logits = logits + self.table[slots].sum(dim=1)  # (batch, n_text, n_classes) summed
             return torch.argmax(logits, dim=1), probabilities(logits).to(torch.float32)
         # w x^T, a Gemm with one row, rather than x w^T, a Gemm with one column: onnxruntime
         # runs the first ~3x faster on a tall batch. The reshape is free; a transpose would
         # be fused back into the slow form. Probabilities need no clamp: sigmoid stays in [0, 1].
         z = F.linear(self.weight, x).reshape(-1) + self.bias  # (batch,)
+        if self.text:
+            z = z + self.table[slots].sum(dim=1)  # each row's category coefficients
         proba = probabilities(z[:, None]).to(torch.float32)  # (batch, 2)
         # The threshold lives in the graph, applied to the logit: p > t <=> z > logit(t).
         return (z > self.logit_threshold).to(torch.int64), proba
@@ -128,7 +154,7 @@ def export_checkpoint(
         raise ConfigError(f"{os.fspath(out)}: -o names the ONNX file, and --ort writes the .ort beside it; "
                           "expected an -o path ending in .onnx")
     state = load_checkpoint(checkpoint)
-    rows = read_features(data, state["feature_names"]) if data is not None else None
+    rows = _data_rows(state, data)
     notes: list[str] = []
     failure: ParityError | None = None
     for variant in GRAPHS:
@@ -196,33 +222,80 @@ def _write_ort(files: OrtFiles, onnx_path: Path) -> list[str]:
 
 def to_onnx(state: dict, variant: str, opset: int | None = None) -> onnx.ModelProto:
     """Trace one graph variant with the dynamo exporter; batch is a symbolic axis."""
-    n_features = len(state["feature_names"])
+    encoding = encoding_of(state)
+    n_features, n_text = len(encoding.numeric), len(encoding.text)
     # A dummy batch of 2: the exporter would specialize a size-0 or size-1 dimension.
-    dummy = torch.zeros(2, n_features, dtype=torch.float32)
+    batch = torch.export.Dim("batch")
+    inputs = (torch.zeros(2, n_features, dtype=torch.float32),)
+    if n_text:
+        inputs += (torch.zeros(2, n_text, dtype=torch.int64),)
     program = _quietly(
         lambda: torch.onnx.export(
             ExportGraph(state, variant).eval(),
-            (dummy,),
+            inputs,
             None,
             dynamo=True,
-            input_names=["features"],
+            input_names=["features", "slots"][: len(inputs)],
             output_names=["label", "probabilities"],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),  # by position: forward's arg name is free
+            dynamic_shapes=tuple({0: batch} for _ in inputs),  # by position: forward's arg names are free
             opset_version=opset,
             external_data=False,
             verbose=False,
         )
     )
     model = program.model_proto
+    if n_text:
+        _take_strings(model, encoding)
     model.producer_name = "edgelr"
     model.producer_version = __version__
     model.graph.name = "edgelr_logistic_regression"
     return model
 
 
+def _take_strings(model: onnx.ModelProto, encoding: Encoding) -> None:
+    """Replace the traced graph's int64 ``slots`` input by a string ``categories`` input and the encoding's lookup."""
+    graph = model.graph
+    slots = next(i for i in graph.input if i.name == "slots")
+    batch = slots.type.tensor_type.shape.dim[0].dim_param
+    categories = onnx.helper.make_tensor_value_info("categories", onnx.TensorProto.STRING, [batch, len(encoding.text)])
+    nodes, opsets = category_lookup(encoding, "categories", "slots")
+    graph.input.remove(slots)
+    graph.input.append(categories)
+    existing = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes + existing)  # the lookup first: nodes are in topological order
+    for opset in opsets:  # the exporter may already import the domain (at version 1): one import per domain
+        found = next((o for o in model.opset_import if o.domain == opset.domain), None)
+        if found is None:
+            model.opset_import.append(opset)
+        else:
+            found.version = max(found.version, opset.version)
+
+
+def _data_rows(state: dict, data) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The ``--data`` rows as the model's inputs: (numbers, text or None), or None without ``--data``."""
+    if data is None:
+        return None
+    encoding = encoding_of(state)
+    numbers, text = read_raw(data, encoding.numeric, encoding.text, allow_missing=encoding.impute is not None)
+    return numbers, text if encoding.text else None
+
+
 def add_metadata(model: onnx.ModelProto, state: dict, extra: dict) -> None:
     """The metadata_props of the ONNX contract; JSON for structured values."""
+    encoding = encoding_of(state)
+    text = {
+        "edgelr.categorical_names": json.dumps(encoding.text),
+        "edgelr.categories": json.dumps(dict(zip(encoding.text, encoding.categories))),
+    } if encoding.text else {}
+    # Each numeric column's training range, for the device's drift warnings (none for a version-1 checkpoint).
+    ranges = {"edgelr.ranges": json.dumps({c: [lo, hi] for c, lo, hi in zip(encoding.numeric, encoding.low.tolist(),
+                                                                           encoding.high.tolist())})
+              } if np.isfinite(encoding.low).all() else {}
     props = {
+        **text,
+        **ranges,
+        **({"edgelr.impute": encoding.impute} if encoding.impute else {}),
         "edgelr.format": METADATA_FORMAT,
         "edgelr.version": __version__,
         "edgelr.feature_names": json.dumps(state["feature_names"]),
@@ -284,5 +357,4 @@ def verify_model(
                 f"{model.path}: {key} {json.dumps(found)} differ from the checkpoint's "
                 f"{json.dumps(state[key])}; expected the model exported from {os.fspath(checkpoint)}"
             )
-    rows = read_features(data, state["feature_names"]) if data is not None else None
-    return check_parity(state, model.session, data=rows, atol=atol, rtol=rtol)
+    return check_parity(state, model.session, data=_data_rows(state, data), atol=atol, rtol=rtol)

@@ -34,10 +34,13 @@ def describe(path: str | os.PathLike) -> list[str]:
 
 def describe_checkpoint(name: str, state: dict) -> list[str]:
     config, data = state["config"], state.get("data", {})
+    encoding = state.get("encoding") or {}
+    text = [c for c, k in zip(encoding.get("columns", []), encoding.get("kinds", [])) if k == "text"]
     lines = [
         f"edgelr checkpoint: {name}",
         f"  format      {state['format']} v{state['format_version']} (edgelr {state.get('edgelr_version', '?')})",
         *_model_lines(state["feature_names"], state["classes"], state["threshold"]),
+        *encoding_lines(dict(zip(text, encoding.get("categories", []))), encoding.get("impute")),
     ]
     if data:
         lines.append(f"  data        {data['source']}: {data['rows']} rows ({data['train_rows']} train, "
@@ -61,6 +64,7 @@ def describe_onnx(name: str) -> list[str]:
         f"edgelr {'ORT-format' if name.lower().endswith('.ort') else 'ONNX'} model: {name}",
         f"  format      edgelr ONNX {meta['edgelr.format']} (edgelr {meta.get('edgelr.version', '?')})",
         *_model_lines(model.feature_names, model.classes, model.threshold),
+        *encoding_lines(model.categories, model.impute),
         *(f"  {kind:<11} {arg.name} {arg.type} {arg.shape}" for kind, arg in model.signature()),
     ]
     parity = parity_figures(meta.get("edgelr.parity"))
@@ -83,6 +87,26 @@ def _json_or_none(text: str | None):
         return json.loads(text) if text is not None else None
     except ValueError:
         return None
+
+
+def encoding_lines(categories: dict[str, list[str]], impute: str | None,
+                   design_names: list[str] | None = None) -> list[str]:
+    """How the model reads its columns: text columns and their categories, imputation, indicators."""
+    lines = []
+    if categories:
+        lines.append(f"  text        {len(categories)}: " + ", ".join(
+            f"{c} ({len(v)} categories: {_preview(v)})" for c, v in categories.items()))
+    if impute:
+        indicators = [n for n in (design_names or []) if n.endswith("_missing")]
+        extra = f"; missing indicators {', '.join(indicators)}" if indicators else ""
+        lines.append(f"  missing     numbers filled with the training {impute}{extra}; "
+                     "a missing text value is a category of its own")
+    return lines
+
+
+def _preview(values: list[str], most: int = 6) -> str:
+    shown = ", ".join("(missing)" if v == "" else v for v in values[:most])
+    return shown + (f", ... {len(values) - most} more" if len(values) > most else "")
 
 
 def metrics_table(metrics: dict) -> list[str]:

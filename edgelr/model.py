@@ -1,8 +1,12 @@
-"""The logistic-regression module: standardization plus one linear layer.
+"""The logistic-regression module: one linear layer over the encoded features.
 
 Binary models have one output unit and a sigmoid, as scikit-learn does, so the L2
 penalty lands on the same single weight vector; 3+ classes have one unit per class
-and a softmax (multinomial). ``forward`` returns the probabilities only.
+and a softmax (multinomial). The layer's inputs are the encoding's design columns
+(edgelr.encoding): the standardized numeric ones, then one per category. Rows arrive
+as the numeric part and, for text columns, the slot of each row's category, so a
+category's coefficients are looked up, never multiplied by a one-hot matrix.
+``forward`` returns the probabilities only.
 """
 
 from __future__ import annotations
@@ -27,37 +31,39 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=1)
 
 
-class LogisticModel(nn.Module):
-    """Raw features (n, n_features) -> probabilities (n, n_classes)."""
+def category_table(W: torch.Tensor, n_numeric: int) -> torch.Tensor:
+    """(n_categories + 1, n_outputs): each category slot's coefficients, then a zero row for unknown ones."""
+    return torch.cat([W[:, n_numeric:].T, W.new_zeros(1, W.shape[0])])
 
-    def __init__(
-        self,
-        n_features: int,
-        n_classes: int,
-        *,
-        mean: torch.Tensor | None = None,
-        scale: torch.Tensor | None = None,
-        dtype: torch.dtype = torch.float32,
-    ):
+
+def logits(X: torch.Tensor, slots: torch.Tensor | None, W: torch.Tensor, b: torch.Tensor,
+           table: torch.Tensor | None = None) -> torch.Tensor:
+    """(m, n_outputs) logits of encoded rows: X (m, n_numeric) @ W_numeric^T + b + the rows' category coefficients.
+
+    ``table``: ``category_table(W, n_numeric)`` when the caller already built it.
+    """
+    z = torch.addmm(b, X, W[:, : X.shape[1]].T)
+    if slots is None or slots.shape[1] == 0:
+        return z
+    if table is None:
+        table = category_table(W, X.shape[1])
+    return z + table[slots].sum(dim=1)
+
+
+class LogisticModel(nn.Module):
+    """Encoded rows -> probabilities (n, n_classes); ``n_numeric`` of the ``n_features`` inputs are numeric."""
+
+    def __init__(self, n_features: int, n_classes: int, *, n_numeric: int | None = None,
+                 dtype: torch.dtype = torch.float32):
         super().__init__()
+        self.n_numeric = n_features if n_numeric is None else n_numeric
         self.linear = nn.Linear(n_features, n_outputs(n_classes), dtype=dtype)
         # Parameters start at zero (spec section 3): every run from the same data agrees.
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
-        self.register_buffer("mean", _or_fill(mean, n_features, 0.0, dtype))
-        self.register_buffer("scale", _or_fill(scale, n_features, 1.0, dtype))
 
-    def standardize(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.scale
+    def logits(self, x: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
+        return logits(x, slots, self.linear.weight, self.linear.bias)  # (n, n_outputs)
 
-    def logits(self, x_standardized: torch.Tensor) -> torch.Tensor:
-        return self.linear(x_standardized)  # (n, n_outputs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return probabilities(self.logits(self.standardize(x)))
-
-
-def _or_fill(value: torch.Tensor | None, n: int, fill: float, dtype: torch.dtype) -> torch.Tensor:
-    if value is None:
-        return torch.full((n,), fill, dtype=dtype)
-    return torch.as_tensor(value, dtype=dtype).reshape(n)
+    def forward(self, x: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:
+        return probabilities(self.logits(x, slots))

@@ -15,12 +15,15 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgelr.data import (
+    DEFAULT_READ,
+    Columns,
     NotAllNumeric,
+    ReadOptions,
     encode_labels,
     integral_as_int,
     is_regular_file,
@@ -66,7 +69,10 @@ def needs_streaming(path: str | os.PathLike, budget: int) -> bool:
 
 @dataclass
 class CachedTable:
-    """Raw float64 features in a binary file (n_rows, n_features), and the labels."""
+    """Raw float64 features in a binary file (n_rows, n_features), and the labels.
+
+    Text columns hold vocabulary indices, missing cells NaN, as ``edgelr.data.Columns`` reads them.
+    """
 
     path: str
     n_rows: int
@@ -80,6 +86,8 @@ class CachedTable:
     # caches rows [first_row, first_row + cached_rows); y still holds every row's label.
     first_row: int | None = None
     cached_rows: int = 0
+    kinds: list[str] | None = None  # None: every feature is numeric
+    vocab: dict[str, list[str]] = field(default_factory=dict)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) (row numbers of the whole file) as float64 (stop - start, n_features)."""
@@ -95,24 +103,32 @@ def chunk_rows_for(budget: int, n_features: int) -> int:
     return int(max(1024, budget // 4 // (n_features * 8 * 4)))
 
 
-def cache_csv(path: str | os.PathLike, folder: str, *, label: str | None, features, budget: int) -> CachedTable:
+def cache_csv(path: str | os.PathLike, folder: str, *, label: str | None, features, budget: int,
+              options: ReadOptions = DEFAULT_READ) -> CachedTable:
     """One pass over the CSV into ``folder``; same errors (file, line, column) as read_csv."""
     with open_table(path) as table:
         feature_names, label_name = table.columns(label, features)
+        columns = Columns(table.name, feature_names, options)
         cols = [table.header.index(n) for n in feature_names]
         label_col = table.header.index(label_name)
         width = len(table.header)
         rows = chunk_rows_for(budget, width)
         cache = os.path.join(folder, "features.f64")
+        kinds = None  # the numeric fast path: every column numeric
         try:
+            if options.categorical:
+                raise NotAllNumeric("--categorical columns are text")
             codes, values = _write_cache(numeric_chunks(table.path, width, rows), cache, cols, label_col)
             classes, y_values = encode_labels(integral_as_int(values), where=f"{table.name}, column '{label_name}'")
         except NotAllNumeric:
-            # Strings, quotes or a bad cell: the exact reader reads the file (and names any problem).
-            codes, cells = _write_cache_exact(table, cache, feature_names, label_name)
+            # Text, quotes, missing or bad cells: the exact reader reads the file (and names any problem).
+            codes, cells = _write_cache_exact(table, cache, columns, label_name)
+            columns.finish()
+            kinds = list(columns.kinds)
             classes, y_values = labels_from_cells(cells, where=f"{table.name}, column '{label_name}'")
         y = y_values[codes].astype(np.int32)
-        return CachedTable(cache, int(y.size), len(cols), y, classes, feature_names, label_name, table.name)
+        return CachedTable(cache, int(y.size), len(cols), y, classes, feature_names, label_name, table.name,
+                           kinds=kinds, vocab=columns.vocabularies())
 
 
 def cache_csv_share(path: str | os.PathLike, folder: str, *, label: str | None, features, budget: int,
@@ -151,11 +167,11 @@ def _write_cache(blocks: Iterator[np.ndarray], cache: str, cols: list[int], labe
     return np.concatenate(codes), np.asarray(list(distinct), dtype=np.float64)
 
 
-def _write_cache_exact(table, cache: str, feature_names: list[str], label_name: str):
+def _write_cache_exact(table, cache: str, columns: Columns, label_name: str):
     with open(cache, "wb") as out:  # the table's own handle has read only the header
         distinct: dict[str, int] = {}
         codes = []
-        for X, cells in table.blocks(feature_names, label_name):
+        for X, cells in table.blocks(columns, label_name):
             np.ascontiguousarray(X).tofile(out)
             codes.append(_codes(cells, distinct))
     return np.concatenate(codes), list(distinct)

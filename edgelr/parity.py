@@ -2,9 +2,11 @@
 
 Checks run in a fixed order, as optimum's validation does: the signature (names,
 dtypes, a symbolic batch axis), then values at several batch sizes, on the training
-rows when given, and on extreme rows. The torch side is the checkpoint's model in
-float64, fed the same float32 inputs onnxruntime gets, so it is the most faithful
-reading of the trained parameters.
+rows when given, and on extreme rows; for a model that imputes, rows with missing
+cells, and for one with text columns, missing and unseen categories. The torch side is
+the checkpoint's model in float64 on the encoded rows (edgelr.encoding), fed the same
+float32 values onnxruntime gets raw, so it is the most faithful reading of the trained
+parameters.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from edgelr.checkpoint import build_model
+from edgelr.checkpoint import build_model, encoding_of
+from edgelr.encoding import MISSING_CATEGORY, Encoding
 from edgelr.errors import ModelFileError, ParityError
 
 BATCH_SIZES = (1, 2, 7, 64, 4096)
@@ -26,6 +29,8 @@ EXTREME_LOGIT = 30.0
 # Raw feature magnitude of the "huge input" rows.
 EXTREME_SCALE = 1e6
 _MAX_ROWS_PER_RUN = 65_536  # bounds onnxruntime's working memory on big --data files
+MISSING_SHARE = 0.2  # of the cells of the random rows that are missing, for a model that imputes
+UNSEEN = "edgelr: a value never seen in training"  # the unseen category the random rows use
 
 
 @dataclass
@@ -75,12 +80,15 @@ def session_for(model: bytes | str) -> ort.InferenceSession:
         raise ModelFileError(f"{where}: onnxruntime cannot load it ({reason})") from exc
 
 
-def check_signature(session: ort.InferenceSession, n_features: int, n_classes: int) -> None:
-    """Input ``features`` float32 [batch, d]; outputs ``label`` int64 [batch] and
-    ``probabilities`` float32 [batch, n_classes], with a symbolic batch axis."""
+def check_signature(session: ort.InferenceSession, n_features: int, n_classes: int, n_text: int = 0) -> None:
+    """Input ``features`` float32 [batch, d] (and ``categories`` string [batch, n_text] with text
+    columns); outputs ``label`` int64 [batch] and ``probabilities`` float32 [batch, n_classes],
+    with a symbolic batch axis."""
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
     expected_in = {"features": ("tensor(float)", n_features)}
+    if n_text:
+        expected_in["categories"] = ("tensor(string)", n_text)
     expected_out = {"label": ("tensor(int64)", None), "probabilities": ("tensor(float)", n_classes)}
     problems = _signature_problems("input", inputs, expected_in) + _signature_problems("output", outputs, expected_out)
     if problems:
@@ -93,22 +101,24 @@ def check_parity(
     state: dict,
     session: ort.InferenceSession,
     *,
-    data: np.ndarray | None = None,
+    data: tuple[np.ndarray, np.ndarray | None] | None = None,
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     seed: int = 0,
 ) -> ParityReport:
     """Compare probabilities and labels of ``session`` with the checkpoint's torch model.
 
-    data : optional ndarray of shape (n_rows, n_features), the training rows.
+    data : optional (numbers (n_rows, n_features), text (n_rows, n_text) or None), the
+        training rows as ``edgelr.data.read_raw`` reads them.
     Raises ParityError carrying the largest difference; returns the report otherwise.
     """
-    check_signature(session, len(state["feature_names"]), len(state["classes"]))
+    encoding = encoding_of(state)
+    check_signature(session, len(encoding.numeric), len(state["classes"]), len(encoding.text))
     reference = build_model(state, torch.float64)
     report = ParityReport(atol=atol, rtol=rtol)
     failures: list[str] = []
-    for name, X in _input_sets(state, data, seed):
-        _compare(name, X.astype(np.float32), reference, session, state["threshold"], report, failures)
+    for name, X, T in _input_sets(state, encoding, data, seed):
+        _compare(name, X.astype(np.float32), T, reference, session, state["threshold"], report, failures)
     report.worst.sort(key=lambda w: -w["diff"])
     del report.worst[3:]
     if failures:
@@ -122,23 +132,46 @@ def check_parity(
     return report
 
 
-def _input_sets(state: dict, data: np.ndarray | None, seed: int):
-    """(name, rows) pairs: random rows at each batch size, the data, extreme rows."""
+def _input_sets(state: dict, encoding: Encoding, data, seed: int):
+    """(name, numbers, text or None): random rows at each batch size, the data, extreme rows.
+
+    The random rows have missing cells when the model imputes, and their text values are
+    the training categories, an unseen value and missing cells.
+    """
     rng = np.random.default_rng(seed)
-    mean, scale = state["mean"].numpy(), state["scale"].numpy()
+    d = len(encoding.numeric)
+    mean, scale = encoding.mean[:d], encoding.scale[:d]
+
+    def text(n: int) -> np.ndarray | None:
+        if not encoding.text:
+            return None
+        columns = [rng.choice(np.array([c for c in cats if c != MISSING_CATEGORY] + [UNSEEN, ""], dtype=object), n)
+                   for cats in encoding.categories]
+        return np.stack(columns, axis=1)
+
+    def gaps(X: np.ndarray) -> np.ndarray:
+        if encoding.impute is not None:
+            X[rng.random(X.shape) < MISSING_SHARE] = np.nan
+        return X
+
     for n in BATCH_SIZES:
-        yield f"batch {n}", mean + scale * rng.standard_normal((n, mean.size))
+        yield f"batch {n}", gaps(mean + scale * rng.standard_normal((n, d))), text(n)
     if data is not None:
-        for start in range(0, data.shape[0], _MAX_ROWS_PER_RUN):
-            yield "data", data[start : start + _MAX_ROWS_PER_RUN]
-    yield "extreme logits", _extreme_logit_rows(state)
-    yield "1e6 features", EXTREME_SCALE * rng.standard_normal((8, mean.size))
+        numbers, strings = data
+        for start in range(0, numbers.shape[0], _MAX_ROWS_PER_RUN):
+            part = slice(start, start + _MAX_ROWS_PER_RUN)
+            yield "data", numbers[part], None if strings is None else strings[part]
+    extreme = _extreme_logit_rows(state, encoding)
+    yield "extreme logits", extreme, None if not encoding.text else np.full((len(extreme), len(encoding.text)),
+                                                                            UNSEEN, dtype=object)
+    yield "1e6 features", EXTREME_SCALE * rng.standard_normal((8, d)), text(8)
 
 
-def _extreme_logit_rows(state: dict) -> np.ndarray:
-    """Rows where one output's logit is +-EXTREME_LOGIT, built along its weight vector."""
-    W, b = state["weight"].double().numpy(), state["bias"].double().numpy()
-    mean, scale = state["mean"].numpy(), state["scale"].numpy()
+def _extreme_logit_rows(state: dict, encoding: Encoding) -> np.ndarray:
+    """Rows where one output's logit is +-EXTREME_LOGIT, built along its numeric weights (unseen categories)."""
+    d = len(encoding.numeric)
+    W, b = state["weight"].double().numpy()[:, :d], state["bias"].double().numpy()
+    mean, scale = encoding.mean[:d], encoding.scale[:d]
     rows = []
     for w_k, b_k in zip(W, b):
         norm2 = float(w_k @ w_k)
@@ -147,15 +180,16 @@ def _extreme_logit_rows(state: dict) -> np.ndarray:
         for target in (EXTREME_LOGIT, -EXTREME_LOGIT):
             z = (target - b_k) * w_k / norm2  # standardized row with w_k @ z + b_k == target
             rows.append(mean + scale * z)
-    return np.asarray(rows).reshape(-1, mean.size)
+    return np.asarray(rows).reshape(-1, d)
 
 
-def _compare(name, X32, reference, session, threshold, report, failures) -> None:
+def _compare(name, X32, text, reference, session, threshold, report, failures) -> None:
     if X32.shape[0] == 0:
         return
     with torch.no_grad():
-        p_ref = reference(torch.from_numpy(X32.astype(np.float64))).numpy()
-    label, p_ort = session.run(["label", "probabilities"], {"features": X32})
+        p_ref = reference(torch.from_numpy(X32.astype(np.float64)), text).numpy()
+    feeds = {"features": X32} if text is None else {"features": X32, "categories": text}
+    label, p_ort = session.run(["label", "probabilities"], feeds)
     diff = np.abs(p_ort.astype(np.float64) - p_ref)
     # NaN on either side compares False everywhere: count it as an infinite difference.
     diff[~np.isfinite(diff)] = np.inf

@@ -120,10 +120,11 @@ def write_report(
     return Report(os.fspath(folder), written, list(notes))
 
 
-def find_parity(model: str | os.PathLike, state: dict, X: np.ndarray, proba: np.ndarray) -> Parity:
+def find_parity(model: str | os.PathLike, state: dict, X: tuple[np.ndarray, np.ndarray | None],
+                proba: np.ndarray) -> Parity:
     """Read an exported model's parity figures after checking it is this checkpoint's export.
 
-    X : ndarray of shape (n_rows, n_features), raw features of the report rows
+    X : (numbers (n_rows, n_features), text (n_rows, n_text) or None), the report rows' raw values
     proba : ndarray of shape (n_rows, n_classes), the checkpoint's probabilities for X
     Raises ModelFileError when the file is another model (other features or classes,
     or other answers on the report rows): its parity would describe the wrong model.
@@ -140,7 +141,7 @@ def find_parity(model: str | os.PathLike, state: dict, X: np.ndarray, proba: np.
         )
     figures = parity_figures(predictor.metadata.get("edgelr.parity"))
     atol, rtol = (figures or {}).get("atol", 1e-5), (figures or {}).get("rtol", 1e-4)
-    diff = np.abs(predictor.predict_proba(X).astype(np.float64) - proba)
+    diff = np.abs(predictor.score(*X)[1].astype(np.float64) - proba)
     # Ten times the export's tolerances: the rows here are not the ones the export checked.
     if diff.size and np.any(diff > 10 * (atol + rtol * np.abs(proba))):
         raise ModelFileError(

@@ -1,17 +1,18 @@
 """Where the training rows live: in memory, or streamed from a binary cache on disk.
 
-The objective only asks a row source for blocks of ``(X, y, sample_weight)`` on the
+The objective only asks a row source for blocks of ``(X, slots, y, sample_weight)`` on the
 training device, so full-batch L-BFGS reads each feature once per evaluation, in
 cache-sized blocks, whether the rows sit in one tensor, in a binary file bigger than
 the memory budget (read back chunk by chunk), or are one rank's share under torchrun.
 
-Blocks are standardized float32 features; standardization happens in float64 before
-the cast, so features with a large mean and a small spread keep their precision.
+Blocks are the encoded rows (edgelr.encoding): standardized float32 numeric features,
+and for text columns the slot of each row's category (int64), never a one-hot matrix.
+Standardization happens in float64 before the cast, so features with a large mean and a
+small spread keep their precision.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from edgelr.data import CACHE_CELLS, Moments
+from edgelr.data import CACHE_CELLS, Moments, check_finite_matrix
+from edgelr.encoding import ONE_PROCESS, ColumnStats, Encoding, EncodingSpec, Layout, Ranks, fit_encoding
 
 # Rows per block: about 8 MB of float32 features, so a block stays in the CPU's shared
 # cache between the forward product and the gradient product while two threads work
@@ -27,8 +29,10 @@ from edgelr.data import CACHE_CELLS, Moments
 _BLOCK_BYTES = 8 * 2**20
 _PILOT_ROWS = 1_024  # rows whose mean centres the float32 copy before the true mean is known
 
-Block = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]  # X (m, d) float32, y (m,), weight (m,) or None
-Scaler = Callable[[Moments], tuple[np.ndarray, np.ndarray]]  # the rows' moments -> (mean, scale)
+# X (m, d) float32, slots (m, n_text) int64 or None, y (m,), weight (m,) or None
+Block = tuple[torch.Tensor, "torch.Tensor | None", torch.Tensor, "torch.Tensor | None"]
+Fitter = Callable[[ColumnStats], Encoding]  # this rank's stats of its rows -> the encoding
+Encoder = Callable[[np.ndarray], tuple[np.ndarray, "np.ndarray | None"]]  # raw rows -> (design float64, slots)
 
 
 def block_rows(n_features: int) -> int:
@@ -37,51 +41,87 @@ def block_rows(n_features: int) -> int:
 
 
 class InMemoryRows:
-    """Standardized float32 rows held in one tensor on the training device.
+    """Encoded rows held in tensors on the training device.
 
-    X : (n, d) float32; y : (n,) int64; sample_weight : (n,) float64 or None.
+    X : (n, d) float32 standardized numeric features; slots : (n, n_text) int64 or None;
+    y : (n,) int64; sample_weight : (n,) float64 or None.
     """
 
     parallel_blocks = True  # blocks are views of one tensor: several threads may sum them at once
 
-    def __init__(self, X: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None):
-        self.X, self.y, self.sample_weight = X, y, sample_weight
+    def __init__(self, X: torch.Tensor, slots: torch.Tensor | None, y: torch.Tensor,
+                 sample_weight: torch.Tensor | None):
+        self.X, self.slots, self.y, self.sample_weight = X, slots, y, sample_weight
         self.n = self.X.shape[0]
         self._rows = block_rows(self.X.shape[1])
 
     @classmethod
-    def standardized(cls, X: np.ndarray, y: np.ndarray, sample_weight, mean, scale, device: torch.device,
-                     index: np.ndarray | None = None) -> InMemoryRows:
-        """Rows ``index`` of raw X (all when None), standardized with a known mean and scale.
-
-        y and sample_weight are already aligned with ``index``.
-        """
-        return cls(standardize_to_tensor(X, mean, scale, device, index=index), *_labels(y, sample_weight, device))
+    def encoded(cls, X: np.ndarray, y: np.ndarray, sample_weight, encode: Encoder, device: torch.device,
+                index: np.ndarray | None = None) -> InMemoryRows:
+        """Rows ``index`` of raw X (all when None), encoded by ``encode``; y and sample_weight align with ``index``."""
+        features, slots = encode_to_tensors(X, encode, device, index=index)
+        return cls(features, slots, *_labels(y, sample_weight, device))
 
     @classmethod
-    def fitted(cls, X: np.ndarray, y: np.ndarray, sample_weight, scaler: Scaler, device: torch.device,
-               index: np.ndarray | None = None) -> tuple[InMemoryRows, np.ndarray, np.ndarray]:
-        """(rows, mean, scale): rows ``index`` of raw X standardized with ``scaler(their moments)``.
+    def standardized(cls, X: np.ndarray, y: np.ndarray, sample_weight, mean, scale, device: torch.device,
+                     index: np.ndarray | None = None) -> InMemoryRows:
+        """Rows ``index`` of raw numeric X, standardized with a known mean and scale."""
+        return cls.encoded(X, y, sample_weight, lambda raw: ((raw - mean) / scale, None), device, index=index)
 
-        X is read once for both the moments and the copy; see ``standardize_fitted``.
+    @classmethod
+    def fitted(cls, X: np.ndarray, y: np.ndarray, sample_weight, fit: Fitter, device: torch.device,
+               index: np.ndarray | None = None) -> tuple[InMemoryRows, Encoding]:
+        """(rows, encoding): rows ``index`` of raw numeric X, standardized with ``fit(their stats)``.
+
+        For rows without text columns or missing cells: X is read once for both the
+        statistics and the copy; see ``standardize_fitted``.
         """
-        X32, mean, scale = standardize_fitted(X, scaler, device, index=index)
-        return cls(X32, *_labels(y, sample_weight, device)), mean, scale
+        X32, encoding = standardize_fitted(X, fit, device, index=index)
+        return cls(X32, None, *_labels(y, sample_weight, device)), encoding
 
     def subsample(self, step: int) -> InMemoryRows:
         """Every ``step``-th row (a copy): spread over the whole file even when it is sorted."""
         w = None if self.sample_weight is None else self.sample_weight[::step].contiguous()
-        return InMemoryRows(self.X[::step].contiguous(), self.y[::step].contiguous(), w)
+        slots = None if self.slots is None else self.slots[::step].contiguous()
+        return InMemoryRows(self.X[::step].contiguous(), slots, self.y[::step].contiguous(), w)
 
     def blocks(self) -> Iterator[Block]:
         for start in range(0, self.n, self._rows):
             stop = start + self._rows
             w = None if self.sample_weight is None else self.sample_weight[start:stop]
-            yield self.X[start:stop], self.y[start:stop], w
+            slots = None if self.slots is None else self.slots[start:stop]
+            yield self.X[start:stop], slots, self.y[start:stop], w
 
     def minibatch_pools(self) -> list[Block]:
         """What sgd/adam shuffle and draw mini-batches from: every row at once."""
-        return [(self.X, self.y, self.sample_weight)]
+        return [(self.X, self.slots, self.y, self.sample_weight)]
+
+
+def encode_in_memory(X: np.ndarray, layout: Layout, spec: EncodingSpec, y: np.ndarray, sample_weight,
+                     device: torch.device, *, index: np.ndarray | None = None,
+                     ranks: Ranks = ONE_PROCESS) -> tuple[InMemoryRows, Encoding]:
+    """(rows, encoding): rows ``index`` of raw X (this rank's training rows), encoded with the encoding fitted on them.
+
+    Numeric columns without imputation take one read of X for the statistics and the
+    copy (``standardize_fitted``); otherwise one pass fits the encoding (a median takes
+    a few more) and one encodes.
+    """
+    if layout.plain and spec.impute is None:
+        def fit(stats: ColumnStats) -> Encoding:
+            if not (np.isfinite(stats.moments.mean).all() and np.isfinite(stats.moments.m2).all()):
+                check_finite_matrix(X)  # names the NaN or infinity (or the overflow is reported by the fit)
+            return fit_encoding(layout, spec, lambda: (), stats=stats, ranks=ranks)
+
+        return InMemoryRows.fitted(X, y, sample_weight, fit, device, index=index)
+    encoding = fit_encoding(layout, spec, lambda: (part for _, part in row_chunks(X, index, CACHE_CELLS)),
+                            ranks=ranks)
+    return InMemoryRows.encoded(X, y, sample_weight, encoder(encoding, layout), device, index=index), encoding
+
+
+def encoder(encoding: Encoding, layout: Layout) -> Encoder:
+    """raw rows -> (design float64, slots) with ``encoding``, for rows read with ``layout``'s vocabularies."""
+    remaps = encoding.remaps(layout.vocab)
+    return lambda raw: encoding.encode(raw, remaps)
 
 
 def _labels(y: np.ndarray, sample_weight, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -102,13 +142,13 @@ class StreamedRows:
     parallel_blocks = False
 
     def __init__(self, read: Callable[[int, int], np.ndarray], y: np.ndarray, index: np.ndarray, sample_weight,
-                 mean, scale, device: torch.device, chunk_rows: int):
+                 encode: Encoder | None, device: torch.device, chunk_rows: int, n_features: int = 1):
         self.read, self.y, self.index = read, y, index
         self.sample_weight = sample_weight  # (len(index),) aligned with index, or None
-        self.mean, self.scale, self.device = mean, scale, device
+        self.encode, self.device = encode, device  # encode None: a source for raw passes (chunks()) only
         self.chunk_rows = max(1, chunk_rows)
         self.n = int(index.size)
-        self._rows = block_rows(mean.size)
+        self._rows = block_rows(n_features)
 
     def chunks(self) -> Iterator[tuple[slice, np.ndarray]]:
         """(positions in ``index``, raw float64 features) per chunk, in file order.
@@ -140,63 +180,73 @@ class StreamedRows:
         keep = np.arange(0, self.n, step)
         if keep.size > self.chunk_rows:
             return None
-        X = _empty_float32(keep.size, self.mean.size)  # filled chunk by chunk: no float64 copy of them all
+        parts = []  # encoded chunk by chunk: no float64 copy of them all
         for where, raw in self.chunks():
             lo, hi = np.searchsorted(keep, [where.start, where.stop])
-            X[lo:hi] = standardize_to_tensor(raw[keep[lo:hi] - where.start], self.mean, self.scale,
-                                             torch.device("cpu"))
-        X = X.to(self.device)
+            parts.append(encode_to_tensors(raw[keep[lo:hi] - where.start], self.encode, torch.device("cpu")))
+        X = torch.cat([p[0] for p in parts]).to(self.device)
+        slots = None if parts[0][1] is None else torch.cat([p[1] for p in parts]).to(self.device)
         weights = None if self.sample_weight is None else self.sample_weight[keep]
-        return InMemoryRows(X, *_labels(self.y[self.index[keep]], weights, self.device))
+        return InMemoryRows(X, slots, *_labels(self.y[self.index[keep]], weights, self.device))
 
     def blocks(self) -> Iterator[Block]:
         pin = self.device.type == "cuda"  # pinned host memory: the copy to the GPU overlaps
         for where, raw in self.chunks():
-            X = standardize_to_tensor(raw, self.mean, self.scale, self.device, pin=pin)
+            X, slots = encode_to_tensors(raw, self.encode, self.device, pin=pin)
             y = torch.as_tensor(self.y[self.index[where]], dtype=torch.int64).to(self.device, non_blocking=pin)
             w = (None if self.sample_weight is None
                  else torch.as_tensor(self.sample_weight[where], dtype=torch.float64).to(self.device))
             for start in range(0, X.shape[0], self._rows):
                 stop = start + self._rows
-                yield X[start:stop], y[start:stop], None if w is None else w[start:stop]
+                yield (X[start:stop], None if slots is None else slots[start:stop], y[start:stop],
+                       None if w is None else w[start:stop])
 
 
-def standardize_to_tensor(X: np.ndarray, mean, scale, device: torch.device, *, pin: bool = False,
-                          index: np.ndarray | None = None) -> torch.Tensor:
-    """(X[index] - mean) / scale computed in float64, stored float32 (n, d), C-ordered.
+def encode_to_tensors(X: np.ndarray, encode: Encoder, device: torch.device, *, pin: bool = False,
+                      index: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``encode``(X[index]) chunk by chunk: (float32 (n, d) C-ordered, int64 slots (n, n_text) or None).
 
-    In row blocks with torch's threads: no full-size temporary, and X may be in any memory
-    order (pandas hands columns over as a Fortran-ordered array).
+    The design is computed in float64 and stored float32; no full-size float64
+    temporary, and X may be in any memory order (pandas hands columns over as a
+    Fortran-ordered array).
     """
     n = X.shape[0] if index is None else index.size
     pin = pin and torch.cuda.is_available()
-    out = torch.empty((n, X.shape[1]), dtype=torch.float32, pin_memory=True) if pin else _empty_float32(n, X.shape[1])
-    shift = torch.as_tensor(mean, dtype=torch.float64)
-    inv_scale = 1.0 / torch.as_tensor(scale, dtype=torch.float64)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # a read-only array: it is only read here
-        for start, part in row_chunks(X, index, CACHE_CELLS):
-            src = torch.as_tensor(np.asarray(part, dtype=np.float64))
-            out[start : start + part.shape[0]] = (src - shift).mul_(inv_scale)
-    return out.to(device, non_blocking=pin) if device.type != "cpu" else out
+    out = slots = None
+    for start, part in row_chunks(X, index, CACHE_CELLS):
+        design, codes = encode(np.asarray(part, dtype=np.float64))
+        if out is None:
+            d = design.shape[1]
+            out = torch.empty((n, d), dtype=torch.float32, pin_memory=True) if pin else _empty_float32(n, d)
+            slots = None if codes is None else torch.empty((n, codes.shape[1]), dtype=torch.int64)
+        out.numpy()[start : start + part.shape[0]] = design
+        if slots is not None:
+            slots.numpy()[start : start + part.shape[0]] = codes
+    if out is None:  # no rows
+        design, codes = encode(np.zeros((0, X.shape[1])))
+        out = torch.zeros(design.shape, dtype=torch.float32)
+        slots = None if codes is None else torch.zeros(codes.shape, dtype=torch.int64)
+    if device.type == "cpu":
+        return out, slots
+    return out.to(device, non_blocking=pin), None if slots is None else slots.to(device)
 
 
-def standardize_fitted(X: np.ndarray, scaler: Scaler, device: torch.device, *,
-                       index: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """(float32 standardized X[index], mean, scale), reading X once.
+def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *,
+                       index: np.ndarray | None = None) -> tuple[torch.Tensor, Encoding]:
+    """(float32 standardized X[index], encoding), reading X once (numeric rows without missing cells).
 
     The mean is only known after the pass, so the pass stores X - pilot in float32, with
     pilot the mean of ~1,000 rows spread over X: close to the true mean, so the copy
-    keeps the precision of a centred value. The same pass computes the float64 moments;
-    ``scaler`` turns them into (mean, scale), and a float32-only pass over the copy
-    shifts it by mean - pilot and scales it.
+    keeps the precision of a centred value. The same pass computes the float64 moments
+    and ranges; ``fit`` turns them into the encoding, and a float32-only pass over the
+    copy shifts it by mean - pilot and scales it.
     """
     n = X.shape[0] if index is None else index.size
     out = _empty_float32(n, X.shape[1])
     spread = np.linspace(0, n - 1, min(n, _PILOT_ROWS)).astype(np.int64)
     pilot = np.asarray(X[spread if index is None else index[spread]], dtype=np.float64).mean(axis=0) if n else 0.0
 
-    def copy_chunk(chunk: tuple[int, np.ndarray]) -> Moments:
+    def copy_chunk(chunk: tuple[int, np.ndarray]) -> tuple[Moments, np.ndarray, np.ndarray]:
         # numpy, one thread per chunk: the chunk and its deviations stay in that core's
         # cache. Moments.of's arithmetic, keeping the deviations for the copy.
         start, part = chunk
@@ -205,16 +255,21 @@ def standardize_fitted(X: np.ndarray, scaler: Scaler, device: torch.device, *,
             mean = part.mean(axis=0)
             dev = part - mean
             np.add(dev, mean - pilot, out=out.numpy()[start : start + part.shape[0]], casting="unsafe")
-            return Moments(float(part.shape[0]), mean, np.einsum("ij,ij->j", dev, dev))
+            return Moments(float(part.shape[0]), mean, np.einsum("ij,ij->j", dev, dev)), part.min(axis=0), \
+                part.max(axis=0)
 
     moments = Moments.empty(X.shape[1])
-    for part in ordered_map(copy_chunk, row_chunks(X, index, CACHE_CELLS), torch.get_num_threads()):
+    low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
+    for part, part_low, part_high in ordered_map(copy_chunk, row_chunks(X, index, CACHE_CELLS),
+                                                 torch.get_num_threads()):
         moments = moments.merge(part)
-    mean, scale = scaler(moments)
+        low, high = np.minimum(low, part_low), np.maximum(high, part_high)
+    encoding = fit(ColumnStats.from_moments(moments, low, high))
+    mean, scale = encoding.mean, encoding.scale
     inv_scale = torch.as_tensor(1.0 / scale, dtype=torch.float32)
     # (copy - (mean - pilot)) / scale as one fused pass: copy * inv_scale + shift
     torch.addcmul(torch.as_tensor((pilot - mean) / scale, dtype=torch.float32), out, inv_scale, out=out)
-    return out.to(device), mean, scale
+    return out.to(device), encoding
 
 
 def _empty_float32(n: int, d: int) -> torch.Tensor:

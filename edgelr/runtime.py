@@ -9,11 +9,15 @@ Example::
     model = Predictor("model.onnx")
     model.predict_proba([[3.0, 2.0]])      # float32 array of shape (1, n_classes)
     model.predict([{"lab_hours": 2, "lecture_hours": 3}])
+
+A model with text columns takes them by name too (mappings or a DataFrame), as strings;
+a missing value is None, NaN or "" (the graph's own input for it is "").
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 
@@ -23,6 +27,9 @@ import onnxruntime as ort
 __all__ = ["Predictor", "PredictorError"]
 
 METADATA_FORMAT = "1"
+# Cells that mean "no value", as edgelr's CSV reader has them (edgelr.data.MISSING_TOKENS;
+# repeated here because this file stands alone).
+_MISSING_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL"})
 
 
 class PredictorError(ValueError):
@@ -57,11 +64,15 @@ class Predictor:
             self.classes: list = json.loads(meta["edgelr.classes"])
             self.threshold: float | None = (json.loads(meta["edgelr.threshold"])
                                             if "edgelr.threshold" in meta else None)
+            # Models without text columns (and every file before them) have none of these.
+            self.categorical_names: list[str] = json.loads(meta.get("edgelr.categorical_names", "[]"))
+            self.categories: dict[str, list[str]] = json.loads(meta.get("edgelr.categories", "{}"))
+            self.impute: str | None = meta.get("edgelr.impute") or None
         except (KeyError, ValueError) as exc:
             raise PredictorError(f"{self.path}: damaged edgelr metadata ({type(exc).__name__}: {exc}); "
                                  "expected the file as 'edgelr export' wrote it") from exc
         self._class_array = np.asarray(self.classes)
-        self._index = {name: i for i, name in enumerate(self.feature_names)}
+        self.columns: list[str] = self.feature_names + self.categorical_names  # every input, by name
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities, float32 of shape (n_rows, n_classes); columns follow ``classes``."""
@@ -76,9 +87,24 @@ class Predictor:
         label, proba = self._run(X)
         return self._class_array[label], proba
 
+    def score(self, features, categories=None) -> tuple[np.ndarray, np.ndarray]:
+        """(class names (n_rows,), probabilities (n_rows, n_classes)) from the graph's own inputs.
+
+        features : (n_rows, n_features) numbers in ``feature_names`` order, NaN where missing
+        categories : (n_rows, len(categorical_names)) strings, "" where missing (text models)
+        """
+        features = self._as_array(features)
+        label, proba = self._run_inputs(features, self._text_input(categories, features.shape[0]))
+        return self._class_array[label], proba
+
     def _run(self, X) -> tuple[np.ndarray, np.ndarray]:
-        features = self._as_array(X)
-        label, proba = self._session.run(["label", "probabilities"], {"features": features})
+        if self.categorical_names or _by_name(X):
+            return self._run_inputs(*self._by_name(X))
+        return self._run_inputs(self._as_array(X), None)
+
+    def _run_inputs(self, features: np.ndarray, categories: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        feeds = {"features": features} if categories is None else {"features": features, "categories": categories}
+        label, proba = self._session.run(["label", "probabilities"], feeds)
         # Non-finite inputs are found from the output, not by a second pass over X: a NaN or
         # an infinity in a row makes its logits infinite or NaN, so its probabilities hold a
         # NaN or an exact 0 (exact zeros need a logit gap past ~88 otherwise). Only those
@@ -94,34 +120,31 @@ class Predictor:
         return label, proba
 
     def as_features(self, X) -> np.ndarray:
-        """X as float32 of shape (n_rows, n_features), validated (finite values only).
+        """The numeric input of X as float32 of shape (n_rows, n_features), validated (finite values,
+        or NaN for a model that imputes).
 
         X : 2-D array-like, one 1-D row, a mapping or a list of mappings by feature name,
         or a pandas DataFrame (columns selected by name).
         """
-        arr = self._as_array(X)
+        arr = self._by_name(X)[0] if _by_name(X) else self._as_array(X)
         self._check_finite(arr, None)
         return arr
 
     def _check_finite(self, arr: np.ndarray, rows: np.ndarray | None) -> None:
-        """PredictorError naming the first non-finite value of ``arr`` (of ``arr[rows]``, sorted rows)."""
+        """PredictorError naming the first value of ``arr`` (of ``arr[rows]``, sorted rows) the model cannot take:
+        infinity, or NaN when the model does not impute."""
         part = arr if rows is None else arr[rows]
-        finite = np.isfinite(part)
+        finite = np.isfinite(part) | (np.isnan(part) if self.impute else False)
         if np.count_nonzero(finite) != finite.size:  # what .all() says, without its Python-level wrapper
             i, col = np.argwhere(~finite)[0]
             row = i if rows is None else rows[i]
+            missing = (" (a missing value, which this model cannot fill in: it was trained without --impute)"
+                       if np.isnan(arr[row, col]) else "")
             raise PredictorError(f"row {row}, feature '{self.feature_names[col]}' is {arr[row, col]}; "
-                                 "expected finite numbers")
+                                 f"expected finite numbers{missing}")
 
     def _as_array(self, X) -> np.ndarray:
-        """X as contiguous float32 (n_rows, n_features); shape and type checked, values not yet."""
-        if not isinstance(X, np.ndarray):  # arrays skip the by-name forms: one row costs microseconds
-            if isinstance(X, Mapping):
-                X = [X]
-            if _is_dataframe(X):
-                X = self._from_columns(list(map(str, X.columns)), X)
-            elif isinstance(X, (list, tuple)) and X and isinstance(X[0], Mapping):
-                X = self._from_mappings(X)
+        """X (an array-like of numbers) as contiguous float32 (n_rows, n_features); shape and type checked."""
         try:
             arr = np.asarray(X, dtype=np.float32)  # no copy when X is float32 already
         except (TypeError, ValueError) as exc:
@@ -134,14 +157,49 @@ class Predictor:
                                  f"with the features {', '.join(self.feature_names)}")
         return np.ascontiguousarray(arr)
 
-    def _from_mappings(self, rows) -> list[list]:
-        for i, row in enumerate(rows):
-            self._check_names(set(row), where=f"row {i}")
-        return [[row[name] for name in self.feature_names] for row in rows]
+    def _by_name(self, X) -> tuple[np.ndarray, np.ndarray | None]:
+        """(features float32, categories or None) from mappings or a DataFrame, columns by name."""
+        if isinstance(X, Mapping):
+            X = [X]
+        if _is_dataframe(X):
+            self._check_names(set(map(str, X.columns)), where="the DataFrame", allow_extra=True)
+            frame = X.rename(columns=str)
+            numbers = [frame[name].to_numpy(dtype=np.float64, na_value=np.nan) if frame[name].dtype.kind in "biuf"
+                       else frame[name].to_numpy(dtype=object) for name in self.feature_names]
+            text = [frame[name].to_numpy(dtype=object) for name in self.categorical_names]
+        elif isinstance(X, (list, tuple)) and all(isinstance(row, Mapping) for row in X):
+            for i, row in enumerate(X):
+                self._check_names(set(row), where=f"row {i}")
+            numbers = [[row[name] for row in X] for name in self.feature_names]
+            text = [[row[name] for row in X] for name in self.categorical_names]
+        else:
+            raise PredictorError(f"input is a {type(X).__name__}; this model has text columns "
+                                 f"({', '.join(self.categorical_names)}), so it takes rows by column name: "
+                                 f"mappings or a pandas DataFrame with {', '.join(self.columns)}")
+        n = len(numbers[0]) if numbers else len(text[0]) if text else 0
+        features = np.empty((n, len(self.feature_names)), dtype=np.float32)
+        for j, (name, values) in enumerate(zip(self.feature_names, numbers)):
+            features[:, j] = values if isinstance(values, np.ndarray) and values.dtype.kind == "f" \
+                else _numbers(values, name)
+        if not self.categorical_names:
+            return features, None
+        categories = np.empty((n, len(self.categorical_names)), dtype=object)
+        for j, values in enumerate(text):
+            categories[:, j] = [_text_value(v) for v in values]
+        return features, categories
 
-    def _from_columns(self, columns: list[str], frame):
-        self._check_names(set(columns), where="the DataFrame", allow_extra=True)
-        return frame[self.feature_names].to_numpy()
+    def _text_input(self, categories, n: int) -> np.ndarray | None:
+        """The graph's string input (n, n_text) as given (strings, "" where missing), shape checked."""
+        if not self.categorical_names:
+            return None
+        arr = None if categories is None else np.asarray(categories, dtype=object)
+        if arr is not None and arr.ndim == 1 and len(self.categorical_names) == 1:
+            arr = arr.reshape(-1, 1)
+        if arr is None or arr.shape != (n, len(self.categorical_names)):
+            raise PredictorError(f"categories: expected {n} rows of {len(self.categorical_names)} strings, for "
+                                 f"the text columns {', '.join(self.categorical_names)}; got "
+                                 f"{'none' if arr is None else f'shape {arr.shape}'}")
+        return arr
 
     def _check_names(self, names: set, *, where: str, allow_extra: bool = False) -> None:
         missing = [n for n in self.feature_names if n not in names]
@@ -191,6 +249,39 @@ def _open_session(path: str, threads: int | None) -> ort.InferenceSession:
         reason = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
         raise PredictorError(f"{path}: onnxruntime cannot load it, truncated or not an ONNX/ORT model "
                              f"({reason})") from exc
+
+
+def _by_name(X) -> bool:
+    """Whether X gives its columns by name (mappings or a DataFrame) rather than by position."""
+    if isinstance(X, np.ndarray):  # arrays skip the by-name forms: one row costs microseconds
+        return False
+    return (isinstance(X, Mapping) or _is_dataframe(X)
+            or (isinstance(X, (list, tuple)) and bool(X) and isinstance(X[0], Mapping)))
+
+
+def _numbers(values, name: str) -> np.ndarray:
+    """One numeric column's values as float64, None and pandas' NA as NaN; a word is an error naming the column."""
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
+        if v is None or type(v).__name__ == "NAType":
+            out[i] = math.nan
+        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            out[i] = v
+        else:
+            raise PredictorError(f"row {i}, feature '{name}' is {v!r}; expected a number")
+    return out
+
+
+def _text_value(v) -> str:
+    if v is None or (isinstance(v, (float, np.floating)) and math.isnan(v)) or type(v).__name__ == "NAType":
+        return ""
+    if isinstance(v, str):
+        return "" if v.strip() in _MISSING_TOKENS else v
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and float(v).is_integer()):
+        return str(int(v))
+    return str(v)
 
 
 def _is_dataframe(X) -> bool:

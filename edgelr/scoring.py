@@ -11,7 +11,7 @@ from typing import TextIO
 
 import numpy as np
 
-from edgelr.data import iter_feature_blocks, read_label_cells
+from edgelr.data import iter_raw_blocks, read_label_cells
 from edgelr.errors import DataError
 from edgelr.metrics import classification_metrics
 from edgelr.runtime import Predictor
@@ -25,8 +25,9 @@ def predict_csv(predictor: Predictor, data: str | os.PathLike, out: TextIO) -> i
     """
     writer = csv.writer(out, lineterminator="\n")
     rows = 0
-    for block in iter_feature_blocks(data, predictor.feature_names):
-        labels, proba = predictor.predict_with_proba(block)
+    for numbers, text in iter_raw_blocks(data, predictor.feature_names, predictor.categorical_names,
+                                         allow_missing=predictor.impute is not None):
+        labels, proba = predictor.score(numbers, text)
         if rows == 0:  # the header only once the file has proved readable: no stray line on stdout
             writer.writerow(["label", *(f"probability_{c}" for c in predictor.classes)])
         # %.9g keeps every float32 digit; the label column is the class name.
@@ -37,9 +38,10 @@ def predict_csv(predictor: Predictor, data: str | os.PathLike, out: TextIO) -> i
 
 def evaluate_csv(predictor: Predictor, data: str | os.PathLike, label: str) -> dict[str, float]:
     """Metrics of the model on a labelled CSV (spec section 3's metrics)."""
-    X, cells = read_label_cells(data, predictor.feature_names, label)
+    numbers, text, cells = read_label_cells(data, predictor.feature_names, label, predictor.categorical_names,
+                                            allow_missing=predictor.impute is not None)
     y = class_indices(cells, predictor.classes, where=f"{os.fspath(data)}, column '{label}'")
-    return classification_metrics(y, predictor.predict_proba(X))
+    return classification_metrics(y, predictor.score(numbers, text)[1])
 
 
 def class_indices(cells: list[str], classes: list, *, where: str) -> np.ndarray:

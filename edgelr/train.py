@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from edgelr.errors import ConfigError
-from edgelr.model import LogisticModel
+from edgelr.model import LogisticModel, category_table, logits
 from edgelr.rows import ordered_map
 
 OPTIMIZERS = ("lbfgs", "sgd", "adam")
@@ -122,12 +122,13 @@ class Objective:
         # cost little in float64; on many the roughness averages away.
         self.dtype = torch.float64 if self.n_total * model.linear.in_features <= _FLOAT64_CELLS else torch.float32
 
-    def batch_loss(self, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    def batch_loss(self, X: torch.Tensor, slots: torch.Tensor | None, y: torch.Tensor,
+                   w: torch.Tensor | None) -> torch.Tensor:
         """Mean loss of one batch plus the penalty: an unbiased estimate of the objective."""
         # The matrix product runs in float32 (the costly part); the loss and its mean in
         # float64. A float32 mean resolves the objective only to ~6e-8, too coarse for
         # L-BFGS to see progress along a flat direction (e.g. the softmax intercepts).
-        losses = self._losses(self.model.linear(X).double(), y)
+        losses = self._losses(self.model.logits(X, slots).double(), y)
         if w is not None:
             losses = losses * w
         return losses.mean() + self._penalty()
@@ -146,7 +147,9 @@ class Objective:
         Wp, bp = W.to(self.dtype), b.to(self.dtype)
         total = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
         workers = torch.get_num_threads() if self.rows.parallel_blocks and W.device.type == "cpu" else 1
-        for part in ordered_map(lambda block: self._block_sums(block, Wp, bp, grad), self.rows.blocks(), workers):
+        table = category_table(Wp, self.model.n_numeric)
+        for part in ordered_map(lambda block: self._block_sums(block, Wp, bp, table, grad), self.rows.blocks(),
+                                workers):
             total += part  # in block order whatever the thread count: runs agree to the bit
         total = self.sum_ranks(total) / self.n_total
         loss = total[0] + self._penalty().detach()
@@ -160,19 +163,31 @@ class Objective:
         dW = dW + self.l2 * W.double()
         return loss, [dW.to(W.dtype), db.to(b.dtype)]
 
-    def _block_sums(self, block, W: torch.Tensor, b: torch.Tensor, grad: bool) -> torch.Tensor:
-        """[sum of losses, sum of dloss/dW (k*d), sum of dloss/db (k)] over one block, float64."""
-        X, y, w = block
+    def _block_sums(self, block, W: torch.Tensor, b: torch.Tensor, table: torch.Tensor, grad: bool) -> torch.Tensor:
+        """[sum of losses, sum of dloss/dW (k*d), sum of dloss/db (k)] over one block, float64.
+
+        ``table``: the category coefficients (``category_table``) for the blocks' slots.
+        """
+        X, slots, y, w = block
         X = X.to(W.dtype)  # the products' type (a copy of a cache-sized block when float64)
         sums = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
-        z = torch.addmm(b, X, W.T).double()  # (m, k) logits
+        z = logits(X, slots, W, b, table).double()  # (m, k)
         losses = self._losses(z, y)
         sums[0] = (losses if w is None else losses * w).sum()
         if grad:
             G = self._dloss_dz(z, y)  # (m, k)
             if w is not None:
                 G = G * w[:, None]
-            sums[1 : 1 + W.numel()] = (G.T.to(X.dtype) @ X).reshape(-1)
+            dW = torch.zeros_like(W, dtype=torch.float64)  # (k, d)
+            dW[:, : X.shape[1]] = G.T.to(X.dtype) @ X
+            if slots is not None and slots.shape[1]:
+                # Each row adds its dloss/dz to the coefficients of its categories: a
+                # scatter-add per text column, the transpose of the lookup in ``logits``.
+                per_slot = torch.zeros(table.shape[0], G.shape[1], dtype=torch.float64, device=W.device)
+                for j in range(slots.shape[1]):
+                    per_slot.index_add_(0, slots[:, j], G)
+                dW[:, X.shape[1] :] = per_slot[:-1].T  # the last slot is the unknown category's zero
+            sums[1 : 1 + W.numel()] = dW.reshape(-1)
             sums[1 + W.numel() :] = G.sum(dim=0)
         return sums
 
@@ -192,11 +207,14 @@ class Objective:
         return sub
 
     def hessian(self) -> torch.Tensor:
-        """Hessian of a binary model's objective in [w, b] at the current parameters: (d+1, d+1), float64."""
+        """Hessian of a binary model's objective in [w, b] at the current parameters: (d+1, d+1), float64.
+
+        Numeric features only (no text columns): see ``_warm_start``.
+        """
         W, b = self.model.linear.weight.detach(), self.model.linear.bias.detach()  # (1, d), (1,)
         d = W.shape[1]
         H = torch.zeros(d + 1, d + 1, dtype=torch.float64, device=W.device)
-        for X, _, w in self.rows.blocks():
+        for X, _, _, w in self.rows.blocks():
             p = torch.sigmoid(torch.addmm(b, X, W.T).double())  # (m, 1)
             D = p * (1.0 - p) if w is None else p * (1.0 - p) * w[:, None]
             X1 = torch.cat([X, torch.ones_like(X[:, :1])], dim=1)
@@ -331,8 +349,10 @@ def _warm_start(objective, lr, epochs, tol):
     # Binary models only: a softmax's Hessian couples the classes, and its one flat
     # direction (all classes shifted alike, held only by the penalty) is what a
     # per-class preconditioner gets wrong; multiclass fits start warm in their own
-    # coordinates.
-    return _Whitened.of(objective.model, sub.hessian()) if objective.binary else None
+    # coordinates. Models with text columns too: their Hessian would need the one-hot
+    # products this module never forms.
+    numeric_only = objective.model.n_numeric == objective.model.linear.in_features
+    return _Whitened.of(objective.model, sub.hessian()) if objective.binary and numeric_only else None
 
 
 def _fit_first_order(objective, params, settings, lr, epochs, progress, validation) -> list[dict]:
@@ -344,12 +364,13 @@ def _fit_first_order(objective, params, settings, lr, epochs, progress, validati
             _set_grads(params, objective.loss_and_grad()[1])  # full batch: every row, every rank
             opt.step()
         else:
-            for X, y, w in objective.rows.minibatch_pools():
+            for X, slots, y, w in objective.rows.minibatch_pools():
                 order = torch.randperm(X.shape[0], generator=gen).to(X.device)
                 for start in range(0, X.shape[0], settings.batch_size):
                     rows = order[start : start + settings.batch_size]
                     opt.zero_grad(set_to_none=True)
-                    objective.batch_loss(X[rows], y[rows], None if w is None else w[rows]).backward()
+                    objective.batch_loss(X[rows], None if slots is None else slots[rows], y[rows],
+                                         None if w is None else w[rows]).backward()
                     opt.step()
         loss = objective.loss().item()
         history.append(_entry(epoch, loss, validation))

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from edgelr.checkpoint import build_model, load_checkpoint
-from edgelr.data import Dataset, Moments, moments_of_chunks, read_label_cells, scale_of, stratified_split
+from edgelr.checkpoint import build_model, encoding_of, load_checkpoint
+from edgelr.data import Dataset, read_label_cells, stratified_split
+from edgelr.encoding import ONE_PROCESS, Layout, fit_encoding
 from edgelr.errors import DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
 from edgelr.metrics import MetricsAccumulator, classification_metrics
-from edgelr.model import probabilities
-from edgelr.rows import InMemoryRows, StreamedRows
+from edgelr.model import logits, probabilities
+from edgelr.rows import InMemoryRows, StreamedRows, encode_in_memory, encoder
 from edgelr.train import ProgressFn, resolve_device
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def train_streamed(
     val_fraction: float = 0.2,
     progress: ProgressFn | None = None,
     cluster: Cluster | None = None,
-) -> TrainResult:
+) -> TrainResult:  # the CSV's cells are read as the estimator's read_options() say
     """``train_checkpoint`` for a CSV bigger than ``budget`` bytes: rows stream from a disk cache.
 
     Peak memory is the chunks (a quarter of the budget) plus a few numbers per row
@@ -84,39 +85,44 @@ def train_streamed(
     from edgelr.outofcore import cache_csv, chunk_rows_for, return_freed_memory, scratch_folder
 
     estimator.settings()  # bad settings fail before the pass over the file
+    spec = estimator.encoding_spec()
     return_freed_memory()
     device = cluster.device if cluster else resolve_device(estimator.device)
+    options = estimator.read_options()
     with scratch_folder() as folder:
         if cluster is None:
-            table = cache_csv(path, folder, label=label, features=features, budget=budget)
+            table = cache_csv(path, folder, label=label, features=features, budget=budget, options=options)
         else:
             from edgelr.distributed import cache_share
 
-            table = cache_share(path, folder, label=label, features=features, budget=budget, cluster=cluster)
+            table = cache_share(path, folder, label=label, features=features, budget=budget, cluster=cluster,
+                                options=options)
         chunk = chunk_rows_for(budget, table.n_features)
         train_rows, val_rows = stratified_split(table.y, val_fraction, estimator.seed)
         pick = _picker(table.first_row, table.cached_rows, cluster)
-        d = table.n_features
+        layout = _layout(table)
 
-        def source(rows, weights, mean, scale):  # this rank's rows among ``rows`` (and their weights)
+        def source(rows, weights, encode):  # this rank's rows among ``rows`` (and their weights)
             mine = pick(rows)
             return StreamedRows(table.read, table.y, rows[mine], None if weights is None else weights[mine],
-                                mean, scale, device, chunk)
+                                encode, device, chunk, n_features=table.n_features)
 
-        raw_rows = source(train_rows, None, np.zeros(d), np.ones(d))  # chunks() yields them raw
-        mean, scale = _scaler(estimator, moments_of_chunks((raw for _, raw in raw_rows.chunks()), d), cluster)
+        raw_rows = source(train_rows, None, None)  # chunks() yields them raw
+        encoding = fit_encoding(layout, spec, lambda: (raw for _, raw in raw_rows.chunks()),
+                                ranks=cluster or ONE_PROCESS)
+        encode = encoder(encoding, layout)
         weights = estimator.sample_weight(table.y[train_rows], len(table.classes))
         estimator.fit_rows(
-            source(train_rows, weights, mean, scale),
-            classes=table.classes, feature_names=table.feature_names, mean=mean, scale=scale, device=device,
+            source(train_rows, weights, encode),
+            classes=table.classes, encoding=encoding, device=device,
             n_total=int(train_rows.size), sum_ranks=cluster.sum if cluster else None, progress=progress,
-            validation=source(val_rows, None, mean, scale) if val_rows.size else None,
+            validation=source(val_rows, None, encode) if val_rows.size else None,
             n_validation=int(val_rows.size),
         )
         summary = _summary(table, train_rows, val_rows)
 
         def metrics_of(rows):
-            return _metrics_of_source(estimator, source(rows, None, mean, scale), cluster)
+            return _metrics_of_source(estimator, source(rows, None, encode), cluster)
 
         metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
     return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
@@ -156,19 +162,21 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     Returns the (training, validation or None) row sources: this rank's standardized rows.
     """
     estimator.settings()  # bad settings fail before any work on the data
+    spec = estimator.encoding_spec()
     device = cluster.device if cluster else resolve_device(estimator.device)
     pick = _picker(dataset.first_row, dataset.X.shape[0], cluster)
     first = dataset.first_row or 0  # X holds rows from this one on
     mine = pick(train_rows)
     weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes))  # global class counts
-    rows, mean, scale = InMemoryRows.fitted(
-        dataset.X, dataset.y[train_rows[mine]], None if weights is None else weights[mine],
-        lambda moments: _scaler(estimator, moments, cluster), device, index=train_rows[mine] - first)
+    layout = _layout(dataset)
+    rows, encoding = encode_in_memory(dataset.X, layout, spec, dataset.y[train_rows[mine]],
+                                      None if weights is None else weights[mine], device,
+                                      index=train_rows[mine] - first, ranks=cluster or ONE_PROCESS)
     val_mine = val_rows[pick(val_rows)]
-    validation = (InMemoryRows.standardized(dataset.X, dataset.y[val_mine], None, mean, scale, device,
-                                            index=val_mine - first) if val_rows.size else None)
+    validation = (InMemoryRows.encoded(dataset.X, dataset.y[val_mine], None, encoder(encoding, layout), device,
+                                       index=val_mine - first) if val_rows.size else None)
     estimator.fit_rows(
-        rows, classes=dataset.classes, feature_names=dataset.feature_names, mean=mean, scale=scale, device=device,
+        rows, classes=dataset.classes, encoding=encoding, device=device,
         n_total=int(train_rows.size), sum_ranks=cluster.sum if cluster else None, progress=progress,
         validation=validation, n_validation=int(val_rows.size),
     )
@@ -189,11 +197,11 @@ def _picker(first_row: int | None, held: int, cluster: Cluster | None) -> Callab
     return lambda rows: slice(None)
 
 
-def _scaler(estimator, moments: Moments, cluster: Cluster | None) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, scale) from this rank's training moments, combined over ranks under torchrun."""
-    if cluster:
-        moments = cluster.merge_moments(moments)
-    return estimator.scaler((moments.mean, scale_of(moments)), moments.mean.size)
+def _layout(data) -> Layout:
+    """The raw columns of a Dataset or a cached table."""
+    if data.kinds is None:
+        return Layout.numeric(data.feature_names)
+    return Layout(list(data.feature_names), list(data.kinds), dict(data.vocab))
 
 
 def _metrics_of_source(estimator: LogisticRegression, source, cluster: Cluster | None) -> dict:
@@ -203,11 +211,11 @@ def _metrics_of_source(estimator: LogisticRegression, source, cluster: Cluster |
     no second standardization pass in float64, no probabilities of every row held.
     """
     W = torch.as_tensor(estimator.coef_, dtype=torch.float32)  # (k, d), standardized units
-    b = torch.as_tensor(estimator.intercept_, dtype=torch.float64)
+    b = torch.as_tensor(estimator.intercept_, dtype=torch.float32)
     metrics = MetricsAccumulator()
     with torch.no_grad():
-        for X, y, _ in source.blocks():
-            proba = probabilities((X @ W.to(X.device).T).double() + b.to(X.device))  # (m, n_classes)
+        for X, slots, y, _ in source.blocks():
+            proba = probabilities(logits(X, slots, W.to(X.device), b.to(X.device)).double())  # (m, n_classes)
             metrics.update(y.cpu().numpy(), proba.cpu().numpy())
     return (cluster.combine_metrics(metrics) if cluster else metrics).result()
 
@@ -226,7 +234,8 @@ def report_training(dataset: Dataset, result: TrainResult, out_dir: str | os.Pat
         rows, subject = train_rows, "training rows (no validation split)"
     state = load_checkpoint(result.checkpoint)
     # The dataset's class indices are the checkpoint's: both are sorted(set(labels)).
-    return _report(state, result.checkpoint, dataset.X[rows], dataset.y[rows], subject, out_dir)
+    inputs = _layout(dataset).values(dataset.X[rows])
+    return _report(state, result.checkpoint, inputs, dataset.y[rows], subject, out_dir)
 
 
 def report_checkpoint(
@@ -250,29 +259,33 @@ def report_checkpoint(
     if label is None:
         raise DataError(f"{os.fspath(checkpoint)}: the checkpoint does not record its label column; "
                         f"expected --label naming the column of {os.fspath(data)} that holds the true class")
-    if label in state["feature_names"]:
+    encoding = encoding_of(state)
+    if label in encoding.columns:
         raise DataError(f"{os.fspath(data)}: --label '{label}' is one of the model's features; "
                         "expected the column that holds the true class")
-    X, cells = read_label_cells(data, state["feature_names"], label)
+    numbers, text, cells = read_label_cells(data, encoding.numeric, label, encoding.text,
+                                            allow_missing=encoding.impute is not None)
     y = class_indices(cells, state["classes"], where=f"{os.fspath(data)}, column '{label}'")
-    return _report(state, checkpoint, X, y, Path(data).name, out_dir, model=model, evaluate=True)
+    inputs = (numbers, text if encoding.text else None)
+    return _report(state, checkpoint, inputs, y, Path(data).name, out_dir, model=model, evaluate=True)
 
 
-def _report(state: dict, checkpoint, X: np.ndarray, y: np.ndarray, subject: str, out_dir,
-            *, model=None, evaluate: bool = False) -> Report:
+def _report(state: dict, checkpoint, inputs: tuple[np.ndarray, np.ndarray | None], y: np.ndarray, subject: str,
+            out_dir, *, model=None, evaluate: bool = False) -> Report:
+    """``inputs``: the report rows as the model takes them, (numbers, text or None)."""
     from edgelr.report import Scored, find_parity, write_report
     from edgelr.runtime import PredictorError
 
     with torch.no_grad():
-        proba = build_model(state)(torch.as_tensor(X, dtype=torch.float64)).numpy()
+        proba = build_model(state)(torch.as_tensor(inputs[0], dtype=torch.float64), inputs[1]).numpy()
     notes, parity = [], None
     if model is not None:
-        parity = find_parity(model, state, X, proba)  # named by the user: a mismatch is an error
+        parity = find_parity(model, state, inputs, proba)  # named by the user: a mismatch is an error
     else:
         sibling = Path(checkpoint).with_suffix(".onnx")
         if sibling.is_file():
             try:
-                parity = find_parity(sibling, state, X, proba)
+                parity = find_parity(sibling, state, inputs, proba)
             except (ModelFileError, PredictorError) as exc:
                 notes.append(f"not used for the parity figures: {exc}")
     extra = {subject: classification_metrics(y, proba)} if evaluate else None

@@ -11,6 +11,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from edgelr.checkpoint import FORMAT_VERSION
 from edgelr.cli import main
 from tests.conftest import write_csv
 
@@ -37,7 +38,7 @@ def assert_error(result, *fragments: str) -> None:
 BAD_DATA = {
     "non-numeric": (GOOD_HEADER, [[1, 2, "x"], [2, "abc", "y"]], ["line 3", "column 'b'", "got 'abc'"]),
     "empty cell": (GOOD_HEADER, [[1, 2, "x"], ["", 1, "y"]], ["line 3", "column 'a'", "empty cell"]),
-    "nan": (GOOD_HEADER, [[1, 2, "x"], [2, "nan", "y"]], ["line 3", "column 'b'", "not finite"]),
+    "nan": (GOOD_HEADER, [[1, 2, "x"], [2, "nan", "y"]], ["line 3", "column 'b'", "missing cell 'nan'", "--impute"]),
     "infinity": (GOOD_HEADER, [[1, "-inf", "x"], [2, 1, "y"]], ["line 2", "column 'b'", "not finite"]),
     "ragged": (GOOD_HEADER, [[1, 2, "x"], [2, 1, "y", 7]], ["line 3", "4 fields, expected 3"]),
     "short row": (GOOD_HEADER, [[1, 2, "x"], [2, "y"]], ["line 3", "2 fields, expected 3"]),
@@ -125,8 +126,9 @@ def test_truncated_and_newer_checkpoints(tmp_path, binary_checkpoint):
     assert_error(run("export", str(tmp_path / "cut.pt")), "cut.pt", "truncated")
 
     state = torch.load(binary_checkpoint, weights_only=True)
-    torch.save({**state, "format_version": 2}, tmp_path / "future.pt")
-    assert_error(run("export", str(tmp_path / "future.pt")), "format version 2 is newer")
+    newer = FORMAT_VERSION + 1
+    torch.save({**state, "format_version": newer}, tmp_path / "future.pt")
+    assert_error(run("export", str(tmp_path / "future.pt")), f"format version {newer} is newer")
 
 
 def test_export_default_checkpoint_missing(tmp_path, monkeypatch):

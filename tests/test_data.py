@@ -10,9 +10,10 @@ import pytest
 import torch
 from sklearn.preprocessing import StandardScaler
 
-from edgelr.data import encode_labels, read_csv, read_features, standardization, stratified_split, students
+from edgelr.data import encode_labels, read_csv, read_features, stratified_split, students
 from edgelr.errors import DataError
-from edgelr.rows import InMemoryRows
+from edgelr.encoding import EncodingSpec, Layout
+from edgelr.rows import encode_in_memory
 
 
 def csv_file(tmp_path: Path, text: str, name: str = "data.csv") -> Path:
@@ -163,9 +164,11 @@ def test_estimator_fit_reports_bad_labels_via_the_api_path():
 
 
 def fitted_rows(X):
-    """Standardize X as fit() does: moments and the float32 copy in one pass."""
-    return InMemoryRows.fitted(X, np.zeros(X.shape[0], dtype=np.int64), None, lambda m: standardization(m, X),
-                               torch.device("cpu"))
+    """Standardize X as fit() does: moments and the float32 copy in one pass; (rows, mean, scale)."""
+    layout = Layout.numeric([f"x{i}" for i in range(X.shape[1])])
+    rows, encoding = encode_in_memory(X, layout, EncodingSpec(), np.zeros(X.shape[0], dtype=np.int64), None,
+                                      torch.device("cpu"))
+    return rows, encoding.mean, encoding.scale
 
 
 def test_standardization_matches_standard_scaler():
@@ -264,7 +267,7 @@ def test_split_rejects_fraction_out_of_range(fraction):
         ("a,b,y\n1,2,0\n3,abc,1\n", 3, "b", "got 'abc'"),
         ("a,b,y\n1,2,0\n,4,1\n", 3, "a", "empty cell"),
         ("a,b,y\n1,2,0\n3, ,1\n", 3, "b", "empty cell"),
-        ("a,b,y\n1,nan,0\n3,4,1\n", 2, "b", "not finite"),
+        ("a,b,y\n1,nan,0\n3,4,1\n", 2, "b", "missing cell 'nan'; expected a value, or --impute"),
         ("a,b,y\n1,2,0\n3,4,1\n-inf,4,0\n", 4, "a", "not finite"),
         ("a,b,y\n1,2,0\n3,infinity,1\n", 3, "b", "not finite"),
         ("a,b,y\n1,2,0\n3,4,\n", 3, "y", "empty label"),
@@ -374,7 +377,7 @@ def test_numeric_fast_path_matches_pandas_and_the_exact_reader(tmp_path, monkeyp
     monkeypatch.setattr(data, "_all_numeric", data._all_numeric_numpy)  # an install without pandas
     numpy_path = read_csv(path)
     np.testing.assert_array_equal(numpy_path.X, fast.X)
-    monkeypatch.setattr(data, "_all_numeric", lambda path, width: None)  # force the exact reader
+    monkeypatch.setattr(data, "_all_numeric", lambda path, width, **_: None)  # force the exact reader
     exact = read_csv(path)
     np.testing.assert_array_equal(exact.X, fast.X)
     assert exact.classes == fast.classes == numpy_path.classes
@@ -382,7 +385,8 @@ def test_numeric_fast_path_matches_pandas_and_the_exact_reader(tmp_path, monkeyp
 
 @pytest.mark.parametrize("body,match", [
     ("1,2,0\n3,4,1,9\n", "line 3: 4 fields, expected 3"),
-    ("1,2,0\n3,nan,1\n", "line 3, column 'b': got 'nan' \\(not finite\\)"),
+    ("1,2,0\n3,nan,1\n", "line 3, column 'b': missing cell 'nan'"),
+    ("1,2,0\n3,inf,1\n", "line 3, column 'b': got 'inf' \\(not finite\\)"),
     ("1,2,0\n3,,1\n", "line 3, column 'b': empty cell"),
 ])
 @pytest.mark.parametrize("reader", ["pandas", "numpy"])

@@ -169,7 +169,7 @@ def test_large_mean_feature_falls_back_to_a_precise_graph(tmp_path):
     state = load_checkpoint(tmp_path / "m.pt")
     folded = session_for(to_onnx(state, "folded").SerializeToString())
     with pytest.raises(ParityError):
-        check_parity(state, folded, data=X)
+        check_parity(state, folded, data=(X, None))
 
     result = runner.invoke(main, ["export", str(tmp_path / "m.pt"), "--data", str(csv_path)])
     assert result.exit_code == 0, result.output

@@ -219,7 +219,7 @@ def test_runtime_imports_no_other_edgelr_module():
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= {"__future__", "json", "os", "collections", "numpy", "onnxruntime"}
+    assert imported <= {"__future__", "json", "math", "os", "collections", "numpy", "onnxruntime"}
 
 
 def test_pandas_dataframe_columns_by_name(binary):

@@ -71,7 +71,9 @@ def test_streamed_bad_cell_names_line_and_column(tmp_path):
     out = tmp_path / "m.pt"
     result = CliRunner().invoke(main, ["train", str(path), "-o", str(out), "--memory-budget", "16kB"])
     assert result.exit_code == 1
-    assert result.output.strip() == f"Error: {path}, line 4002, column 'b': got 'oops'; expected a finite number"
+    assert result.output.strip() == (f"Error: {path}, line 4002, column 'b': got 'oops' in a column that also holds "
+                                     "numbers (line 2: '0'); expected numbers only, or --categorical b to read the "
+                                     "column as text")
     assert not out.exists()
 
 
@@ -160,8 +162,8 @@ def test_streamed_chunks_never_read_more_than_chunk_rows():
         return cache[start:stop]
 
     index = np.arange(0, 10_000, 37)  # every 37th row
-    rows = StreamedRows(read, np.zeros(10_000, dtype=np.int64), index, None, np.zeros(3), np.ones(3),
-                        torch.device("cpu"), chunk_rows=100)
+    rows = StreamedRows(read, np.zeros(10_000, dtype=np.int64), index, None, None, torch.device("cpu"),
+                        chunk_rows=100, n_features=3)
     got = np.concatenate([raw for _, raw in rows.chunks()])
     np.testing.assert_array_equal(got, cache[index])
     assert max(reads) <= 100
@@ -181,7 +183,8 @@ def test_streamed_subsample_takes_the_in_memory_rows(chunk_rows):
     index = np.sort(rng.choice(10_000, size=6_000, replace=False))
     weights = rng.uniform(0.5, 2.0, size=index.size)
     mean, scale = cache.mean(axis=0), cache.std(axis=0)
-    streamed = StreamedRows(lambda a, b: cache[a:b], y, index, weights, mean, scale, torch.device("cpu"), chunk_rows)
+    streamed = StreamedRows(lambda a, b: cache[a:b], y, index, weights, lambda raw: ((raw - mean) / scale, None),
+                            torch.device("cpu"), chunk_rows, n_features=3)
     sub = streamed.subsample(9)
     if chunk_rows < 6_000 // 9:
         assert sub is None

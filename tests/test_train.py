@@ -143,7 +143,7 @@ def test_save_and_load_round_trip(tmp_path):
     est = LogisticRegression(C=0.5, device="cpu").fit(X, y, feature_names=list("abcde"))
     est.save(tmp_path / "m.pt")
     loaded = LogisticRegression.load(tmp_path / "m.pt")
-    assert loaded.C == 0.5 and loaded.feature_names_in_ == list("abcde")
+    assert loaded.C == 0.5 and list(loaded.feature_names_in_) == list("abcde")
     np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
 
 
