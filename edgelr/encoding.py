@@ -228,6 +228,8 @@ def exact_medians(chunks: Chunks, counts: np.ndarray, ranks: Ranks = ONE_PROCESS
     a few counts per column, whatever the number of rows.
     """
     d = counts.size
+    if d == 0:
+        return np.zeros(0)
     targets = np.stack([(counts - 1) // 2, counts // 2]).astype(np.int64)  # ranks of the middle values, (2, d)
     prefix = np.zeros((2, d), dtype=np.uint64)
     remaining = np.stack([counts, counts]).astype(np.int64)

@@ -216,7 +216,7 @@ class LogisticRegression:
         encoding = encoding_of(state)
         numbers, text = self._inputs(X, encoding)
         with torch.no_grad():
-            return build_model(state)(torch.as_tensor(numbers), text).numpy()
+            return build_model(state)(torch.from_numpy(np.array(numbers, dtype=np.float64)), text).numpy()
 
     @staticmethod
     def _inputs(X, encoding: Encoding) -> tuple[np.ndarray, np.ndarray | None]:

@@ -180,7 +180,7 @@ def _extreme_logit_rows(state: dict, encoding: Encoding) -> np.ndarray:
         for target in (EXTREME_LOGIT, -EXTREME_LOGIT):
             z = (target - b_k) * w_k / norm2  # standardized row with w_k @ z + b_k == target
             rows.append(mean + scale * z)
-    return np.asarray(rows).reshape(-1, d)
+    return np.asarray(rows, dtype=np.float64).reshape(len(rows), d)
 
 
 def _compare(name, X32, text, reference, session, threshold, report, failures) -> None:

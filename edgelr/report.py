@@ -12,6 +12,7 @@ Torch-free: it takes the checkpoint as a dict and the model's probabilities as a
 from __future__ import annotations
 
 import io
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -421,8 +422,9 @@ def _data_section(state: dict, scored: Scored) -> list[str]:
         for c, n_plotted in zip(classes, plotted):
             lines.append(f"| {c} | {n_plotted} | {100 * n_plotted / max(1, scored.y.size):.1f}% |")
     lines += [""]
-    mean = np.asarray(state["mean"], dtype=np.float64)
-    scale = np.asarray(state["scale"], dtype=np.float64)
+    lines += _encoding_section(state)
+    mean = np.asarray(state["mean"], dtype=np.float64)[: len(features)]
+    scale = np.asarray(state["scale"], dtype=np.float64)[: len(features)]
     if state["config"].get("standardize", True):
         lines += ["Standardization (part of the exported graph: devices feed raw values), "
                   "x' = (x - mean) / scale with the training rows' mean and population std:", "",
@@ -431,6 +433,28 @@ def _data_section(state: dict, scored: Scored) -> list[str]:
     else:
         lines.append("Standardization: off (the model sees the raw feature values).")
     return lines + [""]
+
+
+def _encoding_section(state: dict) -> list[str]:
+    """Text columns with their categories, and how missing cells are filled (all inside the exported graph)."""
+    encoding = state.get("encoding") or {}
+    text = [c for c, k in zip(encoding.get("columns", []), encoding.get("kinds", [])) if k == "text"]
+    lines = []
+    if text:
+        lines += ["Text columns, one-hot inside the model (a value never seen in training adds nothing to the "
+                  "logit):", "", "| column | categories |", "|---|---|"]
+        for name, cats in zip(text, encoding["categories"]):
+            shown = ", ".join("(missing)" if c == "" else f"`{c}`" for c in cats[:30])
+            lines.append(f"| {name} | {len(cats)}: {shown}{', ...' if len(cats) > 30 else ''} |")
+        lines.append("")
+    if encoding.get("impute"):
+        numeric = list(state["feature_names"])
+        fills = ", ".join(f"`{n}` {v:.6g}" for n, v in zip(numeric, encoding["fill"]) if v is not None)
+        indicators = [numeric[i] for i in encoding.get("indicators", [])]
+        lines += [f"Missing cells: numbers take the training {encoding['impute']} ({fills})"
+                  + (f"; missing indicators for {', '.join(f'`{n}`' for n in indicators)}" if indicators else "")
+                  + "; a missing text value is a category of its own.", ""]
+    return lines
 
 
 def _settings_section(state: dict, history: list[dict]) -> list[str]:
@@ -501,6 +525,11 @@ def _device_section(state: dict, checkpoint: str, parity: Parity | None) -> list
     features = list(state["feature_names"])
     mean = np.asarray(state["mean"], dtype=np.float64)
     example = ", ".join(f'"{f}": {float(f"{m:.4g}")!r}' for f, m in zip(features, mean))
+    encoding = state.get("encoding") or {}
+    text = [c for c, k in zip(encoding.get("columns", []), encoding.get("kinds", [])) if k == "text"]
+    features += text
+    example = ", ".join([example, *(f'"{c}": {json.dumps(cats[0])}' for c, cats in zip(text, encoding.get(
+        "categories", [])))]) if text else example
     classes = ", ".join(f"probability_{c}" for c in state["classes"])
     return [
         "## Running the model on a device",

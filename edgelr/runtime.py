@@ -202,13 +202,13 @@ class Predictor:
         return arr
 
     def _check_names(self, names: set, *, where: str, allow_extra: bool = False) -> None:
-        missing = [n for n in self.feature_names if n not in names]
-        unknown = sorted(map(str, names - set(self.feature_names))) if not allow_extra else []
+        missing = [n for n in self.columns if n not in names]
+        unknown = sorted(map(str, names - set(self.columns))) if not allow_extra else []
         if missing or unknown:
             parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
                 [f"unknown {', '.join(unknown)}"] if unknown else [])
             raise PredictorError(f"{where}: {'; '.join(parts)}; expected the features "
-                                 f"{', '.join(self.feature_names)}")
+                                 f"{', '.join(self.columns)}")
 
     @property
     def session(self) -> ort.InferenceSession:
