@@ -7,7 +7,9 @@ TORCH  := torch==2.13.0
 STAMP  := $(VENV)/.installed
 EDGE   := .venv-edge
 # Two rows of the tutorial's table, to score on the device side.
-ROWS   := 'lecture_hours,lab_hours,passed\n2,3,0\n5,3,1\n' 
+ROWS   := 'lecture_hours,lab_hours,passed\n2,3,0\n5,3,1\n'
+# Three pumps: one as in training, one at a site never seen with empty cells, one all but empty.
+PUMPS  := 'site,model,temperature_c,vibration_mm_s,pressure_bar,run_hours,failed\nnorth,P100,71.5,4.2,4.1,3100,yes\nharbour,,58.0,,4.3,400,no\nsouth,,,,,,no\n' 
 
 .PHONY: install demo test lint edge-check bench bench-train clean
 
@@ -26,6 +28,11 @@ demo: install
 	$(BIN)/edgelr info models/model.onnx
 	mkdir -p build && printf $(ROWS) > build/demo_rows.csv
 	$(BIN)/edgelr predict models/model.onnx build/demo_rows.csv
+	# A table with text columns and empty cells: encoded inside the exported graph.
+	$(BIN)/edgelr train --dataset pumps --impute median -o models/pumps.pt
+	$(BIN)/edgelr export models/pumps.pt -o models/pumps.onnx
+	printf $(PUMPS) > build/demo_pumps.csv
+	$(BIN)/edgelr predict models/pumps.onnx build/demo_pumps.csv
 
 lint: install
 	$(BIN)/ruff check edgelr tests bench models/reference
@@ -38,7 +45,10 @@ edge-check: install
 	mkdir -p build/edge
 	$(BIN)/edgelr train --val-fraction 0 -o build/edge/model.pt > /dev/null
 	$(BIN)/edgelr export build/edge/model.pt -o build/edge/model.onnx > /dev/null
+	$(BIN)/edgelr train --dataset pumps --impute median -o build/edge/pumps.pt > /dev/null
+	$(BIN)/edgelr export build/edge/pumps.pt -o build/edge/pumps.onnx > /dev/null
 	printf $(ROWS) > build/edge/rows.csv
+	printf $(PUMPS) > build/edge/pumps.csv
 	rm -rf $(EDGE) && $(PYTHON) -m venv $(EDGE)
 	$(EDGE)/bin/pip install --quiet .
 	$(EDGE)/bin/python -c "import importlib.util as u, sys; bad = [m for m in ('torch', 'onnx', 'onnxscript') \
@@ -46,6 +56,8 @@ edge-check: install
 	cd build/edge && ../../$(EDGE)/bin/edgelr predict model.onnx rows.csv
 	cd build/edge && ../../$(EDGE)/bin/edgelr evaluate model.onnx rows.csv --label passed
 	cd build/edge && ../../$(EDGE)/bin/edgelr info model.onnx
+	cd build/edge && ../../$(EDGE)/bin/edgelr predict pumps.onnx pumps.csv
+	cd build/edge && ../../$(EDGE)/bin/edgelr evaluate pumps.onnx pumps.csv --label failed
 	! $(EDGE)/bin/edgelr train 2> build/edge/train.err
 	grep -q "pip install 'edgelr\[train\]'" build/edge/train.err && cat build/edge/train.err
 	@echo "edge-check: OK"

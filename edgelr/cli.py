@@ -45,6 +45,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dataset", type=click.Choice(["students", "pumps"]),
+              help="A built-in data set instead of DATA: the tutorial's students (the default without DATA), "
+                   "or pumps, readings with text columns and empty cells.")
 @click.option("--label", help="Target column (default: the last column).")
 @click.option("--features", help="Comma-separated feature columns (default: all but the label).")
 @click.option("--C", "C", type=float, default=1.0, show_default=True, help="Inverse L2 strength, as scikit-learn's C.")
@@ -75,14 +78,15 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout and nothing else.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write plots and model_card.md (on the validation rows) into this folder.")
-def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, class_weight, standardize,
+def train(data, dataset, label, features, C, penalty, optimizer, lr, epochs, batch_size, class_weight, standardize,
           categorical, impute, missing_indicator, max_categories, val_fraction, seed, device, memory_budget, out,
           as_json, report_dir) -> None:
     """Train a logistic-regression classifier on DATA (CSV with a header row).
 
     Columns of words are categories (one-hot inside the model); missing cells need
-    --impute. Without DATA, trains on the built-in six-student dataset of the tutorial.
-    Under torchrun, trains data-parallel; rank 0 writes the checkpoint and prints.
+    --impute. Without DATA, trains on a built-in data set (--dataset; the tutorial's six
+    students by default). Under torchrun, trains data-parallel; rank 0 writes the
+    checkpoint and prints.
 
     Example: edgelr train data.csv --label passed --impute median -o models/model.pt
     """
@@ -92,6 +96,8 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
     from edgelr.estimator import LogisticRegression
     from edgelr.outofcore import default_budget, needs_streaming, parse_size
 
+    if data is not None and dataset is not None:
+        raise click.UsageError(f"DATA ({data}) and --dataset {dataset} both name the training rows; give one")
     budget = parse_size(memory_budget) if memory_budget is not None else default_budget()
     feature_list = _names(features)
     estimator = LogisticRegression(
@@ -110,9 +116,9 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
     main_rank = cluster is None or cluster.is_main
     try:
         with _ProgressBar(enabled=not as_json and main_rank, total=settings.resolved_epochs) as progress:
-            result, dataset = _train_job(data, estimator, out, label=label, features=feature_list, budget=budget,
-                                         streamed=streamed, val_fraction=val_fraction, progress=progress,
-                                         cluster=cluster, whole=report_dir is not None)
+            result, rows = _train_job(data or dataset, estimator, out, label=label, features=feature_list,
+                                      budget=budget, streamed=streamed, val_fraction=val_fraction, progress=progress,
+                                      cluster=cluster, whole=report_dir is not None)
     finally:
         if cluster is not None:
             cluster.close()
@@ -120,7 +126,7 @@ def train(data, label, features, C, penalty, optimizer, lr, epochs, batch_size, 
         if report_dir is not None:
             from edgelr.workflow import report_training
 
-            _echo_report(report_training(dataset, result, report_dir))
+            _echo_report(report_training(rows, result, report_dir))
         world_size = cluster.world_size if cluster is not None else None
         if as_json:
             summary = {"checkpoint": result.checkpoint, "history": result.history, "metrics": result.metrics}
@@ -327,7 +333,7 @@ def _train_job(data, estimator, out, *, label, features, budget, streamed, val_f
     Under torchrun each rank reads only its share of the rows, unless ``whole``: the
     report draws every held-out row on rank 0.
     """
-    from edgelr.data import read_csv, students
+    from edgelr.data import STUDENTS_NAME, builtin, read_csv
     from edgelr.workflow import train_checkpoint, train_streamed
 
     if streamed:
@@ -335,12 +341,14 @@ def _train_job(data, estimator, out, *, label, features, budget, streamed, val_f
                                 val_fraction=val_fraction, progress=progress, cluster=cluster)
         return result, None
     options = estimator.read_options()
-    if data and cluster is not None and not whole:
+    if isinstance(data, str) or data is None:  # a built-in data set's name (--dataset), or none
+        dataset = builtin(data or STUDENTS_NAME, options, label=label, features=features)
+    elif cluster is not None and not whole:
         from edgelr.distributed import read_share
 
         dataset = read_share(data, label=label, features=features, cluster=cluster, options=options)  # its rows
     else:
-        dataset = read_csv(data, label=label, features=features, options=options) if data else students()
+        dataset = read_csv(data, label=label, features=features, options=options)
     result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress, cluster=cluster)
     return result, dataset
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -81,6 +82,26 @@ class Dataset:
     @property
     def n_rows(self) -> int:
         return int(self.y.size)
+
+
+# A small synthetic table of the kind users bring: pump readings with text columns (site,
+# model) and empty cells, label 'failed'. Shipped as a CSV inside the package.
+PUMPS_NAME = "pumps"
+BUILTIN = (STUDENTS_NAME, PUMPS_NAME)
+
+
+def builtin(name: str, options: ReadOptions = DEFAULT_READ, *, label: str | None = None,
+            features: Sequence[str] | None = None) -> Dataset:
+    """A built-in data set by name: the tutorial's students, or the pumps table (read as ``read_csv`` reads it)."""
+    if name == STUDENTS_NAME:
+        return students()
+    if name != PUMPS_NAME:
+        raise DataError(f"no built-in data set '{name}'; expected one of {', '.join(BUILTIN)}")
+    import importlib.resources
+
+    with importlib.resources.as_file(importlib.resources.files("edgelr") / "datasets" / "pumps.csv") as path:
+        data = read_csv(path, label=label, features=features, options=options)
+    return dataclasses.replace(data, source=f"{PUMPS_NAME} (built-in)")
 
 
 def students() -> Dataset:

@@ -11,8 +11,8 @@ import torch
 from sklearn.preprocessing import StandardScaler
 
 from edgelr.data import encode_labels, read_csv, read_features, stratified_split, students
-from edgelr.errors import DataError
 from edgelr.encoding import EncodingSpec, Layout
+from edgelr.errors import DataError
 from edgelr.rows import encode_in_memory
 
 

@@ -46,10 +46,22 @@ def test_recorded_predictions(manifest_path, name):
                                   np.asarray(manifest["classes"])[decided][clear])
 
 
-@pytest.mark.parametrize("manifest_path,name", CASES[:2], ids=[name for _, name in CASES[:2]])
+def test_a_reference_model_has_text_columns_and_missing_values():
+    manifests = [json.loads(m.read_text()) for m in MANIFESTS]
+    text = [m for m in manifests if m.get("categorical_names")]
+    assert text and any(None in row.values() for row in text[0]["rows"])
+
+
+ONNX_CASES = [(m, name) for m, name in CASES if name.endswith(".onnx")]
+
+
+@pytest.mark.parametrize("manifest_path,name", ONNX_CASES, ids=[name for _, name in ONNX_CASES])
 def test_predict_command_reads_reference_models(tmp_path, manifest_path, name):
     manifest = json.loads(manifest_path.read_text())
-    rows = write_csv(tmp_path / "rows.csv", manifest["feature_names"], manifest["rows"])
+    header = manifest["feature_names"] + manifest.get("categorical_names", [])
+    cells = [[row[c] if row[c] is not None else "" for c in header] if isinstance(row, dict) else row
+             for row in manifest["rows"]]
+    rows = write_csv(tmp_path / "rows.csv", header, cells)
     out = tmp_path / "scores.csv"
     result = CliRunner().invoke(main, ["predict", str(REFERENCE / name), str(rows), "-o", str(out)])
     assert result.exit_code == 0, result.output
