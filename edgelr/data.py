@@ -919,10 +919,9 @@ def _as_numbers(values: Sequence[str]) -> list | None:
     """All labels as numbers (ints when integral), or None if any is not a finite number."""
     out = []
     for v in values:
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
+        if not isinstance(v, str) or not _NUMBER.fullmatch(v):  # '1_000' and '١' are class names, not numbers
             return None
+        x = float(v)
         if not math.isfinite(x):
             return None
         out.append(x)

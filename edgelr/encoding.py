@@ -433,28 +433,36 @@ def _is_missing(value) -> bool:
     return isinstance(value, str) and value.strip() in MISSING_TOKENS
 
 
-def category_lookup(encoding: Encoding, source: str, target: str) -> tuple[list, list]:
-    """The encoding's part of the ONNX graph: strings ``source`` (batch, n_text) -> int64 slots ``target``.
+def value_ids(encoding: Encoding) -> tuple[dict[str, int], np.ndarray]:
+    """(id of each text value in the union of all columns' categories, slot of (id, column)).
 
-    One ai.onnx.ml LabelEncoder per text column (a hash lookup, whatever the number of
-    categories) maps each value to its slot, an unseen one to ``unknown_slot``, and the
-    missing spellings to the missing category's slot (or the unknown one). Returns
-    (nodes, extra opset imports); onnx is imported here only, at export.
+    The missing spellings share one id; one more id stands for any unseen value. The slot
+    table is int64 (n_ids, n_text): that column's category, its missing category, or
+    ``unknown_slot``.
+    """
+    values = sorted({v for cats in encoding.categories for v in cats if v != MISSING_CATEGORY})
+    ids = {v: i for i, v in enumerate(values)}
+    missing, unseen = len(values), len(values) + 1
+    slots = np.full((unseen + 1, len(encoding.text)), encoding.unknown_slot, dtype=np.int64)
+    for j, (cats, offset) in enumerate(zip(encoding.categories, encoding.offsets)):
+        for i, v in enumerate(cats):
+            slots[missing if v == MISSING_CATEGORY else ids[v], j] = offset + i
+    return {**ids, **{token: missing for token in MISSING_TOKENS}}, slots
+
+
+def category_lookup(encoding: Encoding, source: str, target: str) -> tuple[list, list]:
+    """The encoding's part of the ONNX graph: strings ``source`` (batch, n_text) -> int64 ``target``, each
+    cell's ``value_ids`` id.
+
+    One ai.onnx.ml LabelEncoder over the whole tensor: a hash lookup per cell, whatever
+    the number of categories, and no per-column split (splitting a string tensor copies
+    every string, which cost more than the lookups on 400k x 3 cells). The graph then
+    takes each (id, column)'s coefficients from a table built with ``value_ids``' slots.
+    Returns (nodes, extra opset imports); onnx is imported here only, at export.
     """
     from onnx import helper
 
-    t = len(encoding.text)
-    parts = [source] if t == 1 else [f"{source}_{j}" for j in range(t)]
-    nodes = [] if t == 1 else [helper.make_node("Split", [source], parts, axis=1, num_outputs=t,
-                                                name="edgelr_split_categories")]
-    looked_up = [target] if t == 1 else [f"{target}_{j}" for j in range(t)]
-    for j, (cats, offset) in enumerate(zip(encoding.categories, encoding.offsets)):
-        slots = {v: offset + i for i, v in enumerate(cats)}
-        if MISSING_CATEGORY in slots:
-            slots.update({token: slots[MISSING_CATEGORY] for token in MISSING_TOKENS})
-        nodes.append(helper.make_node(
-            "LabelEncoder", [parts[j]], [looked_up[j]], domain="ai.onnx.ml", name=f"edgelr_categories_{j}",
-            keys_strings=list(slots), values_int64s=list(slots.values()), default_int64=encoding.unknown_slot))
-    if t > 1:
-        nodes.append(helper.make_node("Concat", looked_up, [target], axis=1, name="edgelr_slots"))
-    return nodes, [helper.make_opsetid("ai.onnx.ml", 3)]
+    ids, slots = value_ids(encoding)
+    node = helper.make_node("LabelEncoder", [source], [target], domain="ai.onnx.ml", name="edgelr_category_ids",
+                            keys_strings=list(ids), values_int64s=list(ids.values()), default_int64=slots.shape[0] - 1)
+    return [node], [helper.make_opsetid("ai.onnx.ml", 3)]

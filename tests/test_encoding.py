@@ -25,6 +25,7 @@ from edgelr.encoding import (
     exact_medians,
     fit_encoding,
     stats_of,
+    value_ids,
 )
 from edgelr.errors import ConfigError, DataError
 from tests.conftest import TABLE_NUMERIC, TABLE_TEXT, make_table
@@ -115,17 +116,20 @@ def test_categories_come_from_the_training_rows_only():
 
 
 def test_graph_lookup_maps_strings_to_slots():
+    """The graph's LabelEncoder gives each cell a value id; value_ids' table turns (id, column) into the slot
+    that encode_values gives the same cell."""
     layout = Layout(["c", "d"], [TEXT, TEXT], {"c": ["x", "y"], "d": ["p", "q", "r"]})
     X = np.array([[0.0, 0.0], [1.0, np.nan], [0.0, 2.0]])
     encoding = fit_encoding(layout, EncodingSpec("median"), chunked(X, 5))
-    nodes, opsets = category_lookup(encoding, "categories", "slots")
+    nodes, opsets = category_lookup(encoding, "categories", "ids")
     graph = onnx.helper.make_graph(
         nodes, "lookup", [onnx.helper.make_tensor_value_info("categories", onnx.TensorProto.STRING, ["n", 2])],
-        [onnx.helper.make_tensor_value_info("slots", onnx.TensorProto.INT64, ["n", 2])])
+        [onnx.helper.make_tensor_value_info("ids", onnx.TensorProto.INT64, ["n", 2])])
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18), *opsets])
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     values = np.array([["x", "p"], ["y", ""], ["never", "NA"], ["", "r"], ["x", "q"]], dtype=object)
-    (slots,) = session.run(None, {"categories": values})
+    (ids,) = session.run(None, {"categories": values})
+    slots = value_ids(encoding)[1][ids, np.arange(2)]
     np.testing.assert_array_equal(slots, encoding.slots_of(values))
     # c: x, y; d: p, r, (missing); unknown slot 5. q never occurred in these rows.
     assert slots.tolist() == [[0, 2], [1, 4], [5, 4], [5, 3], [0, 5]]
