@@ -63,9 +63,10 @@ edge-check: install
 	@echo "edge-check: OK"
 
 # The figures of spec section 7, ratios measured in one run (docs/benchmarks.md):
-# scoring (~20 s), then training (~4 min; `make bench-train` runs that part alone).
+# scoring (~20 s), text columns (~40 s), then training (~4 min; `make bench-train` runs that part alone).
 bench: install
 	$(BIN)/python bench/scoring.py
+	$(BIN)/python bench/tables.py
 	$(BIN)/python bench/training.py
 
 bench-train: install

@@ -92,9 +92,9 @@ def build(workdir: Path) -> tuple[Path, Path, Path, float]:
 
     X_sk = X.copy()
     X_sk[TEXT] = X_sk[TEXT].fillna("")  # skl2onnx's string inputs have no missing value
-    pipeline = make_pipeline(ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
-        ("cat", OneHotEncoder(handle_unknown="ignore"), TEXT)]), LogisticRegression(C=1.0, max_iter=10_000)).fit(X_sk, y)
+    encode = ColumnTransformer([("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), NUMERIC),
+                                ("cat", OneHotEncoder(handle_unknown="ignore"), TEXT)])
+    pipeline = make_pipeline(encode, LogisticRegression(C=1.0, max_iter=10_000)).fit(X_sk, y)
     sample = X_sk[:1].copy()
     sample[NUMERIC] = sample[NUMERIC].astype(np.float32)
     onnx_model = to_onnx(pipeline, sample, options={LogisticRegression: {"zipmap": False}})

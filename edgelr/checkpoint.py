@@ -114,7 +114,8 @@ class RawModel(nn.Module):
             x = torch.cat([x, missing[:, self.encoding.indicators].to(x.dtype)], dim=1)
         slots = None
         if self.encoding.text:
-            slots = torch.as_tensor(self.encoding.slots_of(np.asarray(text, dtype=object).reshape(x.shape[0], -1)))
+            text = np.asarray(text, dtype=object).reshape(x.shape[0], len(self.encoding.text))
+            slots = torch.as_tensor(self.encoding.slots_of(text))
         return probabilities(self.model.logits((x - self.mean) / self.scale, slots))
 
 

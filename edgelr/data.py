@@ -54,7 +54,7 @@ class ReadOptions:
     max_categories: int = DEFAULT_MAX_CATEGORIES
 
 
-DEFAULT_READ = ReadOptions()  # numeric cells only, no missing ones: what reading was before text columns
+DEFAULT_READ = ReadOptions()  # no --categorical, no --impute: a missing cell is an error
 
 
 @dataclass(frozen=True)
@@ -268,17 +268,6 @@ def encode_labels(values, *, where: str) -> tuple[list, np.ndarray]:
     return [plain_value(c) for c in classes], y.astype(np.int64).reshape(-1)
 
 
-def standardization(moments: Moments, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and population std (ddof=0) per column from X's moments, like StandardScaler.
-
-    Also X's finiteness check: a NaN or inf makes its column's moments non-finite, and
-    only then is X searched for the cell to name.
-    """
-    if not (np.isfinite(moments.mean).all() and np.isfinite(moments.m2).all()):
-        check_finite_matrix(X)
-    return moments.mean, scale_of(moments)
-
-
 def scale_of(moments: Moments) -> np.ndarray:
     """Standard deviations from the moments; a constant column gets scale 1 so it maps to 0."""
     mean, var, n = moments.mean, moments.var, moments.count
@@ -343,15 +332,6 @@ class Moments:
     @property
     def var(self) -> np.ndarray:
         return self.m2 / self.count
-
-
-def moments_of_chunks(chunks: Iterator[np.ndarray], n_features: int) -> Moments:
-    """Moments of row chunks (ndarrays of shape (m, n_features)) merged in order."""
-    total = Moments.empty(n_features)
-    for chunk in chunks:
-        if chunk.shape[0]:
-            total = total.merge(Moments.of(chunk))
-    return total
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -609,7 +589,8 @@ class _Table:
     def _label_cells(self, chunk, lines, col: int) -> list[str]:
         cells = [row[col].strip() for row in chunk]
         for value, line in zip(cells, lines):
-            problem = "empty label" if not value else _non_finite_label(value)
+            problem = ("empty label" if not value else f"missing label '{value}'" if value in MISSING_TOKENS
+                       else _non_finite_label(value))
             if problem:
                 raise DataError(
                     f"{self.name}, line {line}, column '{self.header[col]}': {problem}; "
@@ -659,7 +640,8 @@ def _all_finite(table: np.ndarray) -> bool:
         return bool(np.isfinite(table.sum(axis=0)).all() or np.isfinite(table).all())
 
 
-def _all_numeric_numpy(source: str | io.BufferedIOBase, width: int, *, allow_missing: bool = False) -> np.ndarray | None:
+def _all_numeric_numpy(source: str | io.BufferedIOBase, width: int, *,
+                       allow_missing: bool = False) -> np.ndarray | None:
     if allow_missing:
         return None  # numpy's reader takes no missing cells: the exact reader reads them
     opened = open(source, encoding="utf-8-sig") if isinstance(source, str) else io.TextIOWrapper(source, "utf-8-sig")
@@ -897,10 +879,6 @@ class Columns:
                                 "or --features without this column")
         self.kinds = [k or NUMERIC for k in self.kinds]
 
-    @property
-    def all_numeric(self) -> bool:
-        return all(k == NUMERIC for k in self.kinds)
-
     def vocabularies(self) -> dict[str, list[str]]:
         """Each text column's values in the order of their indices."""
         return {n: list(v) for n, v, k in zip(self.names, self.vocab, self.kinds) if k == TEXT}
@@ -984,7 +962,7 @@ def table_from_frame(frame, *, categorical: Sequence[str] = (), impute: bool = F
     for j, name in enumerate(names):
         column = frame.iloc[:, j]
         values = column.to_numpy(dtype=object)
-        missing = np.array([_missing_value(v) for v in values], dtype=bool)
+        missing = np.array([is_missing_value(v) for v in values], dtype=bool)
         if missing.any() and not impute:
             row = int(np.flatnonzero(missing)[0])
             raise DataError(f"X: row {row}, column '{name}' is missing ({values[row]!r}); expected a value, "
@@ -992,8 +970,8 @@ def table_from_frame(frame, *, categorical: Sequence[str] = (), impute: bool = F
         if missing.all():
             raise DataError(f"X: column '{name}' has no values; expected some, or X without this column")
         words = [i for i, v in enumerate(values) if isinstance(v, str) and not missing[i]]
-        if name not in categorical and not words and column.dtype.kind in "biuf":
-            X[:, j] = np.where(missing, np.nan, column.to_numpy(dtype=np.float64, na_value=np.nan))
+        if name not in categorical and not words:  # numbers, whatever the dtype (object, category, nullable)
+            X[:, j] = [math.nan if m else float(v) for v, m in zip(values, missing)]
             kinds.append(NUMERIC)
             continue
         if name not in categorical and len(words) < (~missing).sum():
@@ -1020,11 +998,14 @@ def table_from_frame(frame, *, categorical: Sequence[str] = (), impute: bool = F
     return X, names, kinds, vocab
 
 
-def _missing_value(value) -> bool:
+def is_missing_value(value) -> bool:
+    """A missing value in a DataFrame or a mapping: None, NaN, pandas' NA, or a missing token ("", "NA", ...)."""
     if value is None:
         return True
     if isinstance(value, (float, np.floating)):
         return math.isnan(value)
+    if isinstance(value, str):
+        return value.strip() in MISSING_TOKENS
     return type(value).__name__ in ("NAType", "NaTType")
 
 

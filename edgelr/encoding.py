@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgelr.data import MISSING_TOKENS, NUMERIC, TEXT, Moments, as_text, scale_of
+from edgelr.data import MISSING_TOKENS, NUMERIC, TEXT, Moments, as_text, is_missing_value, scale_of
 from edgelr.errors import ConfigError, DataError
 
 IMPUTE = ("mean", "median")
@@ -175,8 +175,8 @@ def fit_encoding(layout: Layout, spec: EncodingSpec, chunks: Chunks, *, stats: C
     numeric = [layout.columns[j] for j in layout.numeric_positions]
     empty = [n for n, c in zip(numeric, stats.moments.count) if c == 0]
     if empty:
-        raise DataError(f"column '{empty[0]}' has no value in the training rows; expected some numbers, "
-                        "or the features without this column")
+        raise DataError(f"column '{empty[0]}' has no value in the training rows; expected some numbers there (with "
+                        "a validation split, outside it too), or the features without this column")
     if spec.impute is None and stats.missing.any():
         name = numeric[int(np.flatnonzero(stats.missing)[0])]
         raise DataError(f"column '{name}' has missing cells; expected numbers, or impute='mean'|'median'")
@@ -224,8 +224,9 @@ def exact_medians(chunks: Chunks, counts: np.ndarray, ranks: Ranks = ONE_PROCESS
     A radix selection on the bits of the float64 values (ordered as unsigned integers):
     each pass counts, per column, the values under the prefix found so far by their next
     8 bits, summed over ranks, until at most ``_MEDIAN_CANDIDATES`` values remain; one more
-    pass collects those (gathered over ranks) and picks the two middle ones. Memory stays
-    a few counts per column, whatever the number of rows.
+    pass collects those (gathered over ranks) and picks the two middle ones; when all 64
+    bits are found first (many tied values), the prefixes are the values. Memory stays
+    256 counts and at most ``_MEDIAN_CANDIDATES`` values per column, whatever the rows.
     """
     d = counts.size
     if d == 0:
@@ -252,6 +253,8 @@ def exact_medians(chunks: Chunks, counts: np.ndarray, ranks: Ranks = ONE_PROCESS
                 targets[t, j] -= cum[digit - 1] if digit else 0
                 remaining[t, j] = hist[t, j, digit]
                 prefix[t, j] |= np.uint64(digit) << np.uint64(shift)
+    if shift == 0:  # every bit found: the prefixes are the middle values (however many rows tie on them)
+        return (_values_of(prefix[0]) + _values_of(prefix[1])) / 2.0
     values = np.empty((2, d))
     collected = [[[] for _ in range(d)] for _ in range(2)]
     for chunk in chunks():
@@ -341,10 +344,12 @@ class Encoding:
         return self.n_categories
 
     def design_names(self) -> list[str]:
-        """A name per coefficient: numeric columns, '<col>_missing' indicators, '<col>=<category>'."""
+        """A name per coefficient: numeric columns, '<col>_missing' indicators, '<col>=<category>'
+        ('<col>=(missing)' for the missing category)."""
         numeric = self.numeric
         names = numeric + [f"{numeric[i]}_missing" for i in self.indicators]
-        return names + [f"{c}={v}" for c, cats in zip(self.text, self.categories) for v in cats]
+        return names + [f"{c}={v if v != MISSING_CATEGORY else '(missing)'}"
+                        for c, cats in zip(self.text, self.categories) for v in cats]
 
     # -- encoding rows ------------------------------------------------------------------
 
@@ -353,22 +358,19 @@ class Encoding:
         out = []
         for name, cats, offset in zip(self.text, self.categories, self.offsets):
             index = {v: offset + i for i, v in enumerate(cats)}
-            missing = index.get(MISSING_CATEGORY, self.unknown_slot) if cats and cats[-1] == MISSING_CATEGORY \
-                else self.unknown_slot
-            index.pop(MISSING_CATEGORY, None)
+            missing = index.pop(MISSING_CATEGORY, self.unknown_slot)  # the readers never put "" in a vocabulary
             out.append(np.array([index.get(v, self.unknown_slot) for v in vocab[name]] + [missing], dtype=np.int64))
         return out
 
     def encode(self, raw: np.ndarray, remaps: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw rows (m, n_columns) -> (numeric design float64 (m, n_numeric), slots int64 (m, n_text) or None)."""
-        positions = [i for i, k in enumerate(self.kinds) if k == NUMERIC]
-        slots = None
-        if self.text:
-            slots = np.empty((raw.shape[0], len(self.text)), dtype=np.int64)
-            for j, (pos, remap) in enumerate(zip((i for i, k in enumerate(self.kinds) if k == TEXT), remaps)):
-                codes = raw[:, pos]
-                slots[:, j] = remap[np.where(np.isnan(codes), remap.size - 1, codes).astype(np.int64)]
-        return self.standardize(raw[:, positions]), slots
+        if not self.text:  # every column numeric: no copy of the chunk to pick them
+            return self.standardize(raw), None
+        slots = np.empty((raw.shape[0], len(self.text)), dtype=np.int64)
+        for j, (pos, remap) in enumerate(zip((i for i, k in enumerate(self.kinds) if k == TEXT), remaps)):
+            codes = raw[:, pos]
+            slots[:, j] = remap[np.where(np.isnan(codes), remap.size - 1, codes).astype(np.int64)]
+        return self.standardize(raw[:, [i for i, k in enumerate(self.kinds) if k == NUMERIC]]), slots
 
     def encode_values(self, numbers: np.ndarray, text: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """Values as a model's inputs take them -> what ``encode`` gives.
@@ -385,18 +387,21 @@ class Encoding:
         for j, (cats, offset) in enumerate(zip(self.categories, self.offsets)):
             index = {v: offset + i for i, v in enumerate(cats)}
             missing = index.get(MISSING_CATEGORY, self.unknown_slot)
-            slots[:, j] = [missing if _is_missing(v) else index.get(as_text(v), self.unknown_slot)
+            slots[:, j] = [missing if is_missing_value(v) else index.get(as_text(v), self.unknown_slot)
                            for v in text[:, j]]
         return slots
 
     def standardize(self, numbers: np.ndarray) -> np.ndarray:
         """Numeric columns (m, n_numeric columns) float64 -> imputed, indicators added, standardized."""
-        missing = np.isnan(numbers)
-        if self.impute is not None and missing.any():
-            numbers = np.where(missing, self.fill, numbers)
-        if self.indicators:
-            numbers = np.concatenate([numbers, missing[:, self.indicators].astype(np.float64)], axis=1)
-        return (numbers - self.mean) / self.scale
+        if self.impute is not None:
+            missing = np.isnan(numbers)
+            if missing.any():
+                numbers = np.where(missing, self.fill, numbers)
+            if self.indicators:
+                numbers = np.concatenate([numbers, missing[:, self.indicators].astype(np.float64)], axis=1)
+        out = numbers - self.mean  # one chunk-sized temporary: the streamed chunks' memory budget counts them
+        out /= self.scale
+        return out
 
     # -- checkpoint ---------------------------------------------------------------------
 
@@ -424,13 +429,6 @@ class Encoding:
         return cls(list(columns), [NUMERIC] * d, None, np.full(d, math.nan), [], np.asarray(mean, np.float64),
                    np.asarray(scale, np.float64), [], np.full(d, -math.inf), np.full(d, math.inf))
 
-
-def _is_missing(value) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, (float, np.floating)):
-        return math.isnan(value)
-    return isinstance(value, str) and value.strip() in MISSING_TOKENS
 
 
 def value_ids(encoding: Encoding) -> tuple[dict[str, int], np.ndarray]:

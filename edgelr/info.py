@@ -40,7 +40,8 @@ def describe_checkpoint(name: str, state: dict) -> list[str]:
         f"edgelr checkpoint: {name}",
         f"  format      {state['format']} v{state['format_version']} (edgelr {state.get('edgelr_version', '?')})",
         *_model_lines(state["feature_names"], state["classes"], state["threshold"]),
-        *encoding_lines(dict(zip(text, encoding.get("categories", []))), encoding.get("impute")),
+        *encoding_lines(dict(zip(text, encoding.get("categories", []))), encoding.get("impute"),
+                        [f"{state['feature_names'][i]}_missing" for i in encoding.get("indicators", [])]),
     ]
     if data:
         lines.append(f"  data        {data['source']}: {data['rows']} rows ({data['train_rows']} train, "
@@ -99,8 +100,8 @@ def encoding_lines(categories: dict[str, list[str]], impute: str | None,
     if impute:
         indicators = [n for n in (design_names or []) if n.endswith("_missing")]
         extra = f"; missing indicators {', '.join(indicators)}" if indicators else ""
-        lines.append(f"  missing     numbers filled with the training {impute}{extra}; "
-                     "a missing text value is a category of its own")
+        text = "; a missing text value is a category of its own" if categories else ""
+        lines.append(f"  missing     numbers filled with the training {impute}{extra}{text}")
     return lines
 
 

@@ -528,8 +528,8 @@ def _device_section(state: dict, checkpoint: str, parity: Parity | None) -> list
     encoding = state.get("encoding") or {}
     text = [c for c, k in zip(encoding.get("columns", []), encoding.get("kinds", [])) if k == "text"]
     features += text
-    example = ", ".join([example, *(f'"{c}": {json.dumps(cats[0])}' for c, cats in zip(text, encoding.get(
-        "categories", [])))]) if text else example
+    example = ", ".join([*([example] if example else []),
+                         *(f'"{c}": {json.dumps(cats[0])}' for c, cats in zip(text, encoding.get("categories", [])))])
     classes = ", ".join(f"probability_{c}" for c in state["classes"])
     return [
         "## Running the model on a device",

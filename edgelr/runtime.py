@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -30,6 +31,8 @@ METADATA_FORMAT = "1"
 # Cells that mean "no value", as edgelr's CSV reader has them (edgelr.data.MISSING_TOKENS;
 # repeated here because this file stands alone).
 _MISSING_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL"})
+# A number written as text, as edgelr's CSV reader takes one (edgelr.data._NUMBER, for the same reason).
+_NUMBER = re.compile(r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
 
 
 class PredictorError(ValueError):
@@ -144,9 +147,16 @@ class Predictor:
                                  f"expected finite numbers{missing}")
 
     def _as_array(self, X) -> np.ndarray:
-        """X (an array-like of numbers) as contiguous float32 (n_rows, n_features); shape and type checked."""
+        """X (an array-like of numbers) as contiguous float32 (n_rows, n_features); shape and type checked.
+
+        Strings are not numbers here, even when float() would read them ('1_000', non-ASCII
+        digits): an array of them is an error naming the first column that holds one.
+        """
+        arr = X if isinstance(X, np.ndarray) else np.asarray(X)
+        if arr.dtype.kind in "USO":
+            arr = self._strict_numbers(arr)
         try:
-            arr = np.asarray(X, dtype=np.float32)  # no copy when X is float32 already
+            arr = np.asarray(arr, dtype=np.float32)  # no copy when X is float32 already
         except (TypeError, ValueError) as exc:
             raise PredictorError(f"input is not numeric ({exc}); expected numbers for the features "
                                  f"{', '.join(self.feature_names)}") from exc
@@ -156,6 +166,13 @@ class Predictor:
             raise PredictorError(f"input has shape {np.shape(X)}; expected (n_rows, {len(self.feature_names)}) "
                                  f"with the features {', '.join(self.feature_names)}")
         return np.ascontiguousarray(arr)
+
+    def _strict_numbers(self, arr: np.ndarray) -> np.ndarray:
+        """An object or string array of numbers as float64, each column checked by ``_numbers``."""
+        rows = arr.reshape(1, -1) if arr.ndim == 1 else arr
+        if rows.ndim != 2 or rows.shape[1] != len(self.feature_names):
+            return arr  # the shape check names the problem
+        return np.stack([_numbers(rows[:, j].tolist(), name) for j, name in enumerate(self.feature_names)], axis=1)
 
     def _by_name(self, X) -> tuple[np.ndarray, np.ndarray | None]:
         """(features float32, categories or None) from mappings or a DataFrame, columns by name."""
@@ -267,6 +284,10 @@ def _numbers(values, name: str) -> np.ndarray:
             out[i] = math.nan
         elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
             out[i] = v
+        elif isinstance(v, str) and _NUMBER.fullmatch(v):  # '3.5' from a text source; not '1_000' or '١'
+            out[i] = float(v)
+        elif isinstance(v, str) and v.strip() in _MISSING_TOKENS:
+            out[i] = math.nan
         else:
             raise PredictorError(f"row {i}, feature '{name}' is {v!r}; expected a number")
     return out

@@ -6,6 +6,7 @@ report functions, so training works without the report extra.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,8 +109,9 @@ def train_streamed(
                                 encode, device, chunk, n_features=table.n_features)
 
         raw_rows = source(train_rows, None, None)  # chunks() yields them raw
-        encoding = fit_encoding(layout, spec, lambda: (raw for _, raw in raw_rows.chunks()),
-                                ranks=cluster or ONE_PROCESS)
+        with _in(table.source):
+            encoding = fit_encoding(layout, spec, lambda: (raw for _, raw in raw_rows.chunks()),
+                                    ranks=cluster or ONE_PROCESS)
         encode = encoder(encoding, layout)
         weights = estimator.sample_weight(table.y[train_rows], len(table.classes))
         estimator.fit_rows(
@@ -169,9 +171,10 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     mine = pick(train_rows)
     weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes))  # global class counts
     layout = _layout(dataset)
-    rows, encoding = encode_in_memory(dataset.X, layout, spec, dataset.y[train_rows[mine]],
-                                      None if weights is None else weights[mine], device,
-                                      index=train_rows[mine] - first, ranks=cluster or ONE_PROCESS)
+    with _in(dataset.source):
+        rows, encoding = encode_in_memory(dataset.X, layout, spec, dataset.y[train_rows[mine]],
+                                          None if weights is None else weights[mine], device,
+                                          index=train_rows[mine] - first, ranks=cluster or ONE_PROCESS)
     val_mine = val_rows[pick(val_rows)]
     validation = (InMemoryRows.encoded(dataset.X, dataset.y[val_mine], None, encoder(encoding, layout), device,
                                        index=val_mine - first) if val_rows.size else None)
@@ -195,6 +198,15 @@ def _picker(first_row: int | None, held: int, cluster: Cluster | None) -> Callab
     if cluster is not None:
         return lambda rows: slice(cluster.rank, None, cluster.world_size)
     return lambda rows: slice(None)
+
+
+@contextlib.contextmanager
+def _in(source: str):
+    """Name the data's source in an error the encoding raises (it knows columns, not files)."""
+    try:
+        yield
+    except DataError as exc:
+        raise DataError(f"{source}: {exc}") from exc
 
 
 def _layout(data) -> Layout:

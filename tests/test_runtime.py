@@ -109,7 +109,8 @@ def test_threads_and_concurrent_use(binary_onnx):
     ([[1.0, 2.0]], r"shape \(1, 2\); expected \(n_rows, 5\) with the features f0, f1"),
     ([[1, 2, 3, 4, np.nan]], "row 0, feature 'f4' is nan; expected finite numbers"),
     ([[1, 2, 3, 4, np.inf]], "feature 'f4' is inf"),
-    ([["a", 2, 3, 4, 5]], "not numeric"),
+    ([["a", 2, 3, 4, 5]], "row 0, feature 'f0' is 'a'; expected a number"),
+    (np.array([["1", "2", "1_0", "4", "5"]]), "row 0, feature 'f2' is '1_0'; expected a number"),
     ([{"f0": 1, "f1": 2, "f2": 3, "f3": 4}], "row 0: missing f4; expected the features"),
     ([{"f0": 1, "f1": 2, "f2": 3, "f3": 4, "f4": 5, "zz": 0}], "row 0: unknown zz"),
 ])
@@ -219,7 +220,7 @@ def test_runtime_imports_no_other_edgelr_module():
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= {"__future__", "json", "math", "os", "collections", "numpy", "onnxruntime"}
+    assert imported <= {"__future__", "json", "math", "os", "re", "collections", "numpy", "onnxruntime"}
 
 
 def test_pandas_dataframe_columns_by_name(binary):

@@ -1,4 +1,4 @@
-"""Write this version's reference models, once per release: ``.venv/bin/python models/reference/generate.py [NAME ...]``.
+"""Write this version's reference models, once per release: ``python models/reference/generate.py [NAME ...]``.
 
 Each model is exported from a freshly trained checkpoint as ONNX and ORT, next to a JSON
 file recording rows and the probabilities the *torch* model gave for them (float64,
