@@ -277,15 +277,16 @@ def evaluate(model, data, label, as_json) -> None:
 
     Example: edgelr evaluate models/model.onnx test.csv --label passed
     """
-    from edgelr.info import metrics_table
+    from edgelr.info import encoding_lines, metrics_table
     from edgelr.runtime import Predictor
     from edgelr.scoring import evaluate_csv
 
-    metrics = evaluate_csv(Predictor(model), data, label)
+    predictor = Predictor(model)
+    metrics = evaluate_csv(predictor, data, label)
     if as_json:
         click.echo(json.dumps(metrics))
         return
-    for line in metrics_table({"evaluation": metrics}):
+    for line in [*encoding_lines(predictor.categories, predictor.impute), *metrics_table({"evaluation": metrics})]:
         click.echo(line)
 
 

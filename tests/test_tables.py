@@ -325,6 +325,7 @@ def test_info_and_model_card_show_text_columns(tmp_path, table_model):
     assert '"color": "black"' in card  # the device example feeds text values too
     metrics = json.loads(ok("evaluate", model, data, "--label", "label", "--json"))
     assert metrics["accuracy"] > 0.7
+    assert "text        3: color (6 categories" in ok("evaluate", model, data, "--label", "label")
 
 
 def test_csv_text_cells_keep_their_spelling(tmp_path):
