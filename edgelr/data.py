@@ -143,10 +143,77 @@ def _labelled(table: _Table, label: str | None, features: Sequence[str] | None, 
             fast = None
     if fast is not None:
         return Dataset(X, y, feature_names, classes, label_name, table.name)
-    X, label_cells, columns = table.read(feature_names, label_name, options)
+    parsed = _read_table_pandas(table, feature_names, label_name, options)
+    if parsed is not None:
+        X, label_cells, kinds, vocab = parsed
+    else:
+        X, label_cells, columns = table.read(feature_names, label_name, options)
+        kinds, vocab = list(columns.kinds), columns.vocabularies()
     classes, y = labels_from_cells(label_cells, where=where)
-    return Dataset(X, y, feature_names, classes, label_name, table.name, kinds=list(columns.kinds),
-                   vocab=columns.vocabularies())
+    return Dataset(X, y, feature_names, classes, label_name, table.name, kinds=kinds, vocab=vocab)
+
+
+def _read_table_pandas(table: _Table, feature_names: list[str], label_name: str,
+                       options: ReadOptions) -> tuple[np.ndarray, list[str], list[str], dict] | None:
+    """A table with text columns or missing cells through pandas' C parser: what ``_Table.read`` gives
+    (X, label cells, kinds, vocabularies), or None wherever the exact reader must read it.
+
+    Every cell is read as a string, then each column is classified with numpy and
+    ``pandas.factorize`` (vocabularies in first-seen order, as ``Columns`` builds them).
+    Anything the exact reader would refuse (a mixed column, a missing cell without
+    --impute, too many categories, a ragged row, an infinite number, a missing label)
+    returns None, and the exact reader reads the file again to name it.
+    """
+    if not is_regular_file(table.path):
+        return None
+    try:
+        import pandas as pd
+    except ImportError:
+        return None
+    try:
+        frame = pd.read_csv(table.path, dtype=str, keep_default_na=False, na_filter=False, engine="c",
+                            encoding="utf-8-sig")
+    except (ValueError, UnicodeDecodeError, OSError, pd.errors.ParserError):
+        return None
+    # Only missing fields (a short row) are NaN with na_filter off; a longer row shifts the index.
+    if (not isinstance(frame.index, pd.RangeIndex) or frame.shape != (frame.shape[0], len(table.header))
+            or frame.shape[0] == 0 or frame.isna().to_numpy().any()):
+        return None
+    position = {name: i for i, name in enumerate(table.header)}
+    X = np.empty((frame.shape[0], len(feature_names)))
+    kinds, vocab = [], {}
+    for j, name in enumerate(feature_names):
+        cells = frame.iloc[:, position[name]].to_numpy(dtype=object)
+        numbers = None if name in options.categorical else _fast_numbers(cells.tolist())
+        if numbers is not None:  # the common column: every cell a number, none missing
+            X[:, j] = numbers
+            kinds.append(NUMERIC)
+            continue
+        # Which cells are missing, decided once per distinct value (Python's strip, as the exact reader).
+        codes, uniques = pd.factorize(cells)
+        missing = np.array([v.strip() in MISSING_TOKENS for v in uniques], dtype=bool)[codes]
+        if missing.all() or (missing.any() and not options.impute):
+            return None
+        present = cells[~missing]
+        X[missing, j] = math.nan
+        numbers = None if name in options.categorical else _fast_numbers(present.tolist())
+        if numbers is not None:
+            X[~missing, j] = numbers
+            kinds.append(NUMERIC)
+            continue
+        codes, uniques = pd.factorize(present)
+        auto = name not in options.categorical
+        if len(uniques) > options.max_categories or (auto and any(_NUMBER.fullmatch(v) or _infinite(v)
+                                                                  for v in uniques)):
+            return None
+        X[~missing, j] = codes
+        kinds.append(TEXT)
+        vocab[name] = [str(v) for v in uniques]
+    codes, uniques = pd.factorize(frame.iloc[:, position[label_name]].to_numpy(dtype=object))
+    names = np.array([v.strip() for v in uniques], dtype=object)  # label cells are stripped, as _label_cells does
+    if any(not c or c in MISSING_TOKENS or _non_finite_label(c) for c in names):
+        return None
+    return X, names[codes].tolist(), kinds, vocab
 
 
 def read_raw(path: str | os.PathLike, numeric: Sequence[str], text: Sequence[str] = (), *,

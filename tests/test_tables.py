@@ -336,3 +336,26 @@ def test_csv_text_cells_keep_their_spelling(tmp_path):
         csv.writer(handle).writerows([HEADER, *rows])
     model = train_export(tmp_path, path)
     assert Predictor(model).categories == {"b": [" c", "a, b", "d"]}
+
+
+def test_pandas_reader_of_text_tables_equals_the_exact_reader(tmp_path, monkeypatch):
+    """Tables with text columns and gaps are parsed by pandas as strings, then classified; the
+    exact reader (Python's csv module, which names any problem) is the reference."""
+    import edgelr.data as data
+
+    frame = make_table(n_rows=2000, n_classes=3, seed=12)
+    frame.insert(7, "code", np.arange(2000) % 7 + 100)  # numbers used as codes: --categorical
+    frame.loc[3, "city"] = " padded, with a comma "
+    frame["b"] = frame["b"].astype(object)
+    frame.loc[5, "b"] = " NA "  # a missing token with spaces around it
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    options = data.ReadOptions(impute=True, categorical=("code",))
+    fast = data.read_csv(path, options=options)
+    monkeypatch.setattr(data, "_read_table_pandas", lambda *args: None)
+    exact = data.read_csv(path, options=options)
+    np.testing.assert_array_equal(fast.X, exact.X)
+    assert fast.kinds == exact.kinds == ["numeric"] * 4 + ["text"] * 4
+    assert fast.vocab == exact.vocab and fast.classes == exact.classes
+    np.testing.assert_array_equal(fast.y, exact.y)
+    assert np.isnan(fast.X[5, 1]) and " padded, with a comma " in fast.vocab["city"]
