@@ -170,8 +170,10 @@ def _input_sets(state: dict, encoding: Encoding, data, seed: int):
 def _extreme_logit_rows(state: dict, encoding: Encoding) -> np.ndarray:
     """Rows where one output's logit is +-EXTREME_LOGIT, built along its numeric weights (unseen categories)."""
     d = len(encoding.numeric)
-    W, b = state["weight"].double().numpy()[:, :d], state["bias"].double().numpy()
-    mean, scale = encoding.mean[:d], encoding.scale[:d]
+    W_all, b = state["weight"].double().numpy(), state["bias"].double().numpy()
+    W, mean, scale = W_all[:, :d], encoding.mean[:d], encoding.scale[:d]
+    # The rows have no missing cells: each standardized missing indicator sits at its 0.
+    b = b + W_all[:, d : encoding.n_numeric] @ (-encoding.mean[d:] / encoding.scale[d:])
     rows = []
     for w_k, b_k in zip(W, b):
         norm2 = float(w_k @ w_k)
