@@ -90,8 +90,8 @@ class RawModel(nn.Module):
     """The model a checkpoint describes, on raw values: numbers (n, n_numeric columns), NaN where
     missing, and for text columns an (n, n_text) array of strings -> probabilities (n, n_classes).
 
-    The numeric encoding (imputation, indicators, standardization) runs in torch; text
-    values are looked up in the encoding's categories.
+    The rows are encoded by the checkpoint's encoding (edgelr.encoding, in float64, as
+    training encodes them); torch scores the encoded rows.
     """
 
     def __init__(self, state: dict, dtype: torch.dtype):
@@ -101,22 +101,14 @@ class RawModel(nn.Module):
         with torch.no_grad():
             self.model.linear.weight.copy_(state["weight"])
             self.model.linear.bias.copy_(state["bias"])
-        self.register_buffer("mean", torch.as_tensor(enc.mean, dtype=dtype))
-        self.register_buffer("scale", torch.as_tensor(enc.scale, dtype=dtype))
-        self.register_buffer("fill", torch.as_tensor(np.nan_to_num(enc.fill), dtype=dtype))
 
     def forward(self, x: torch.Tensor, text: np.ndarray | None = None) -> torch.Tensor:
-        x = x.to(self.mean.dtype)
-        missing = torch.isnan(x)
-        if self.encoding.impute is not None:
-            x = torch.where(missing, self.fill, x)
-        if self.encoding.indicators:
-            x = torch.cat([x, missing[:, self.encoding.indicators].to(x.dtype)], dim=1)
-        slots = None
         if self.encoding.text:
             text = np.asarray(text, dtype=object).reshape(x.shape[0], len(self.encoding.text))
-            slots = torch.as_tensor(self.encoding.slots_of(text))
-        return probabilities(self.model.logits((x - self.mean) / self.scale, slots))
+        design, slots = self.encoding.encode_values(x.detach().cpu().double().numpy(), text)
+        dtype = self.model.linear.weight.dtype
+        return probabilities(self.model.logits(torch.from_numpy(design).to(dtype),
+                                               None if slots is None else torch.from_numpy(slots)))
 
 
 def build_model(state: dict, dtype: torch.dtype = torch.float64) -> RawModel:

@@ -176,7 +176,7 @@ def _echo_training(result, estimator, *, streamed: bool, world_size: int | None)
     ranks = f" on {world_size} ranks" if world_size else ""
     click.echo(f"trained on {d['source']}{mode}{ranks}: {d['rows']} rows ({d['train_rows']} train, "
                f"{d['validation_rows']} validation), {n_features} features, {len(d['class_counts'])} classes")
-    for line in encoding_lines(estimator.categories_, estimator.impute, estimator.design_names_):
+    for line in encoding_lines(estimator.categories_, estimator.impute, estimator.encoding_.indicator_names):
         click.echo(line)
     click.echo(f"  loss        {h[0]['loss']:.6f} at epoch 0 -> {h[-1]['loss']:.6f} at epoch {h[-1]['epoch']}")
     for line in metrics_table(result.metrics):

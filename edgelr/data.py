@@ -133,9 +133,10 @@ def read_csv(
 def _labelled(table: _Table, label: str | None, features: Sequence[str] | None, options: ReadOptions) -> Dataset:
     feature_names, label_name = table.columns(label, features)
     where = f"{table.name}, column '{label_name}'"
-    Columns(table.name, feature_names, options)  # --categorical names checked before the read
-    fast = None if options.categorical else table.read_numeric(feature_names, label_name,
-                                                                allow_missing=options.impute)
+    check_categorical(table.name, feature_names, options.categorical)
+    # A word in the first row means text columns: pandas' float parser would read the whole file to say so.
+    numeric = not options.categorical and table.first_row_numeric(feature_names)
+    fast = table.read_numeric(feature_names, label_name, allow_missing=options.impute) if numeric else None
     if fast is not None:
         X, label_values = fast
         classes, y = encode_labels(integral_as_int(label_values), where=where)
@@ -546,6 +547,21 @@ class _Table:
             return None
         return X, labels
 
+    def first_row_numeric(self, feature_names: Sequence[str]) -> bool:
+        """Whether the first data row's feature cells are all numbers or missing (a peek from a second handle:
+        this table's own handle is kept for the single pass). True when it cannot tell."""
+        if not is_regular_file(self.path):
+            return True
+        with contextlib.suppress(OSError, UnicodeDecodeError, csv.Error, StopIteration), \
+                open(self.path, newline="", encoding="utf-8-sig") as handle:
+            rows = csv.reader(handle)
+            next(rows)
+            row = next(rows)
+            if len(row) == len(self.header):
+                cells = [row[self.header.index(n)] for n in feature_names]
+                return all(c.strip() in MISSING_TOKENS or _NUMBER.fullmatch(c) or _infinite(c) for c in cells)
+        return True
+
     def blocks(self, columns: Columns, label_name: str | None = None):
         """Yield (X block float64, label cells) per chunk of rows; the table is read once.
 
@@ -832,6 +848,14 @@ def _infinite(cell: str) -> bool:
         return False
 
 
+def check_categorical(source: str, names: Sequence[str], categorical: Sequence[str]) -> None:
+    """--categorical may name feature columns only."""
+    unknown = [c for c in categorical if c not in names]
+    if unknown:
+        raise DataError(f"{source}: --categorical names {', '.join(repr(c) for c in unknown)}, not a feature "
+                        f"column; expected some of: {', '.join(names)}")
+
+
 class Columns:
     """The feature columns of a training CSV, read chunk by chunk: their kinds and vocabularies.
 
@@ -844,10 +868,7 @@ class Columns:
     """
 
     def __init__(self, source: str, names: Sequence[str], options: ReadOptions):
-        unknown = [c for c in options.categorical if c not in names]
-        if unknown:
-            raise DataError(f"{source}: --categorical names {', '.join(repr(c) for c in unknown)}, not a feature "
-                            f"column; expected some of: {', '.join(names)}")
+        check_categorical(source, names, options.categorical)
         self.source, self.names, self.options = source, list(names), options
         self.kinds: list[str | None] = [TEXT if n in options.categorical else None for n in names]
         self.vocab: list[dict[str, int]] = [{} for _ in names]

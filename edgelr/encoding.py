@@ -68,6 +68,13 @@ class Layout:
     def numeric(cls, columns: Sequence[str]) -> Layout:
         return cls(list(columns), [NUMERIC] * len(columns))
 
+    @classmethod
+    def of(cls, data) -> Layout:
+        """The raw columns of a read table (edgelr.data.Dataset, edgelr.outofcore.CachedTable)."""
+        if data.kinds is None:
+            return cls.numeric(data.feature_names)
+        return cls(list(data.feature_names), list(data.kinds), dict(data.vocab))
+
     @property
     def numeric_positions(self) -> list[int]:
         return [i for i, k in enumerate(self.kinds) if k == NUMERIC]
@@ -343,11 +350,15 @@ class Encoding:
         """The slot of an unseen category (or a missing cell without a missing category): a zero coefficient."""
         return self.n_categories
 
+    @property
+    def indicator_names(self) -> list[str]:
+        """The numeric columns that have a missing indicator."""
+        return [self.numeric[i] for i in self.indicators]
+
     def design_names(self) -> list[str]:
         """A name per coefficient: numeric columns, '<col>_missing' indicators, '<col>=<category>'
         ('<col>=(missing)' for the missing category)."""
-        numeric = self.numeric
-        names = numeric + [f"{numeric[i]}_missing" for i in self.indicators]
+        names = self.numeric + [f"{n}_missing" for n in self.indicator_names]
         return names + [f"{c}={v if v != MISSING_CATEGORY else '(missing)'}"
                         for c, cats in zip(self.text, self.categories) for v in cats]
 
@@ -366,11 +377,12 @@ class Encoding:
         """Raw rows (m, n_columns) -> (numeric design float64 (m, n_numeric), slots int64 (m, n_text) or None)."""
         if not self.text:  # every column numeric: no copy of the chunk to pick them
             return self.standardize(raw), None
+        layout = Layout(self.columns, self.kinds)
         slots = np.empty((raw.shape[0], len(self.text)), dtype=np.int64)
-        for j, (pos, remap) in enumerate(zip((i for i, k in enumerate(self.kinds) if k == TEXT), remaps)):
+        for j, (pos, remap) in enumerate(zip(layout.text_positions, remaps)):
             codes = raw[:, pos]
             slots[:, j] = remap[np.where(np.isnan(codes), remap.size - 1, codes).astype(np.int64)]
-        return self.standardize(raw[:, [i for i, k in enumerate(self.kinds) if k == NUMERIC]]), slots
+        return self.standardize(raw[:, layout.numeric_positions]), slots
 
     def encode_values(self, numbers: np.ndarray, text: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         """Values as a model's inputs take them -> what ``encode`` gives.

@@ -242,10 +242,8 @@ class LogisticRegression:
             if numbers.shape[1] != len(encoding.numeric):
                 raise DataError(f"X has {numbers.shape[1]} columns; expected {len(encoding.numeric)}: "
                                 f"{', '.join(encoding.numeric)}")
-        if encoding.impute is None:
-            check_finite_matrix(numbers)  # a missing value is an error, named
-        elif np.isinf(numbers).any():
-            check_finite_matrix(np.nan_to_num(numbers, nan=0.0, posinf=np.inf, neginf=-np.inf))
+        # Infinity is never a value; NaN is one only for a model that imputes. The error names the cell.
+        check_finite_matrix(numbers if encoding.impute is None else np.where(np.isnan(numbers), 0.0, numbers))
         return numbers, text
 
     def predict(self, X) -> np.ndarray:
@@ -290,22 +288,26 @@ class LogisticRegression:
 
     @property
     def feature_names_in_(self) -> np.ndarray:
-        return np.asarray(encoding_of(self._fitted()).columns, dtype=object)
+        return np.asarray(self.encoding_.columns, dtype=object)
 
     @property
     def n_features_in_(self) -> int:
-        return len(encoding_of(self._fitted()).columns)
+        return len(self.encoding_.columns)
+
+    @property
+    def encoding_(self) -> Encoding:
+        """The fitted encoding of the columns (edgelr.encoding.Encoding)."""
+        return encoding_of(self._fitted())
 
     @property
     def categories_(self) -> dict[str, list[str]]:
         """Each text column's categories (the order of their coefficients); "" is the missing category."""
-        encoding = encoding_of(self._fitted())
-        return dict(zip(encoding.text, encoding.categories))
+        return dict(zip(self.encoding_.text, self.encoding_.categories))
 
     @property
     def design_names_(self) -> list[str]:
         """A name per column of ``coef_``: numeric columns, '<col>_missing' indicators, '<col>=<category>'."""
-        return encoding_of(self._fitted()).design_names()
+        return self.encoding_.design_names()
 
     @property
     def history_(self) -> list[dict]:

@@ -41,7 +41,7 @@ def describe_checkpoint(name: str, state: dict) -> list[str]:
         f"  format      {state['format']} v{state['format_version']} (edgelr {state.get('edgelr_version', '?')})",
         *_model_lines(state["feature_names"], state["classes"], state["threshold"]),
         *encoding_lines(dict(zip(text, encoding.get("categories", []))), encoding.get("impute"),
-                        [f"{state['feature_names'][i]}_missing" for i in encoding.get("indicators", [])]),
+                        [state["feature_names"][i] for i in encoding.get("indicators", [])]),
     ]
     if data:
         lines.append(f"  data        {data['source']}: {data['rows']} rows ({data['train_rows']} train, "
@@ -91,15 +91,15 @@ def _json_or_none(text: str | None):
 
 
 def encoding_lines(categories: dict[str, list[str]], impute: str | None,
-                   design_names: list[str] | None = None) -> list[str]:
-    """How the model reads its columns: text columns and their categories, imputation, indicators."""
+                   indicators: list[str] | None = None) -> list[str]:
+    """How the model reads its columns: text columns and their categories, imputation, and the
+    numeric columns with a missing indicator."""
     lines = []
     if categories:
         lines.append(f"  text        {len(categories)}: " + ", ".join(
             f"{c} ({len(v)} categories: {_preview(v)})" for c, v in categories.items()))
     if impute:
-        indicators = [n for n in (design_names or []) if n.endswith("_missing")]
-        extra = f"; missing indicators {', '.join(indicators)}" if indicators else ""
+        extra = f"; missing indicators for {', '.join(indicators)}" if indicators else ""
         text = "; a missing text value is a category of its own" if categories else ""
         lines.append(f"  missing     numbers filled with the training {impute}{extra}{text}")
     return lines

@@ -178,7 +178,7 @@ class Objective:
             G = self._dloss_dz(z, y)  # (m, k)
             if w is not None:
                 G = G * w[:, None]
-            dW = torch.zeros_like(W, dtype=torch.float64)  # (k, d)
+            dW = sums[1 : 1 + W.numel()].view(W.shape)  # (k, d), written in place
             dW[:, : X.shape[1]] = G.T.to(X.dtype) @ X
             if slots is not None and slots.shape[1]:
                 # Each row adds its dloss/dz to the coefficients of its categories: a
@@ -187,7 +187,6 @@ class Objective:
                 for j in range(slots.shape[1]):
                     per_slot.index_add_(0, slots[:, j], G)
                 dW[:, X.shape[1] :] = per_slot[:-1].T  # the last slot is the unknown category's zero
-            sums[1 : 1 + W.numel()] = dW.reshape(-1)
             sums[1 + W.numel() :] = G.sum(dim=0)
         return sums
 

@@ -76,9 +76,10 @@ def train_streamed(
     val_fraction: float = 0.2,
     progress: ProgressFn | None = None,
     cluster: Cluster | None = None,
-) -> TrainResult:  # the CSV's cells are read as the estimator's read_options() say
+) -> TrainResult:
     """``train_checkpoint`` for a CSV bigger than ``budget`` bytes: rows stream from a disk cache.
 
+    The cells are read as ``estimator.read_options()`` says (text columns, missing cells).
     Peak memory is the chunks (a quarter of the budget) plus a few numbers per row
     (labels, the split, one score per row for the ROC AUC); lbfgs reaches the
     in-memory optimum because each evaluation still sums over every training row.
@@ -101,7 +102,7 @@ def train_streamed(
         chunk = chunk_rows_for(budget, table.n_features)
         train_rows, val_rows = stratified_split(table.y, val_fraction, estimator.seed)
         pick = _picker(table.first_row, table.cached_rows, cluster)
-        layout = _layout(table)
+        layout = Layout.of(table)
 
         def source(rows, weights, encode):  # this rank's rows among ``rows`` (and their weights)
             mine = pick(rows)
@@ -170,7 +171,7 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     first = dataset.first_row or 0  # X holds rows from this one on
     mine = pick(train_rows)
     weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes))  # global class counts
-    layout = _layout(dataset)
+    layout = Layout.of(dataset)
     with _in(dataset.source):
         rows, encoding = encode_in_memory(dataset.X, layout, spec, dataset.y[train_rows[mine]],
                                           None if weights is None else weights[mine], device,
@@ -209,13 +210,6 @@ def _in(source: str):
         raise DataError(f"{source}: {exc}") from exc
 
 
-def _layout(data) -> Layout:
-    """The raw columns of a Dataset or a cached table."""
-    if data.kinds is None:
-        return Layout.numeric(data.feature_names)
-    return Layout(list(data.feature_names), list(data.kinds), dict(data.vocab))
-
-
 def _metrics_of_source(estimator: LogisticRegression, source, cluster: Cluster | None) -> dict:
     """Metrics of the fitted model on a row source's standardized float32 blocks, over all ranks.
 
@@ -246,7 +240,7 @@ def report_training(dataset: Dataset, result: TrainResult, out_dir: str | os.Pat
         rows, subject = train_rows, "training rows (no validation split)"
     state = load_checkpoint(result.checkpoint)
     # The dataset's class indices are the checkpoint's: both are sorted(set(labels)).
-    inputs = _layout(dataset).values(dataset.X[rows])
+    inputs = Layout.of(dataset).values(dataset.X[rows])
     return _report(state, result.checkpoint, inputs, dataset.y[rows], subject, out_dir)
 
 

@@ -51,8 +51,7 @@ def record(name: str, dataset: Dataset, rows: np.ndarray, estimator: LogisticReg
         result = export_checkpoint(checkpoint, onnx_path, ort_format=True)
         Path(result.ort_paths[1]).unlink()  # the operators config: for device builds, not for tests
         state = load_checkpoint(checkpoint)
-        layout = Layout(dataset.feature_names, dataset.kinds or ["numeric"] * len(dataset.feature_names), dataset.vocab)
-        numbers, text = layout.values(rows)
+        numbers, text = Layout.of(dataset).values(rows)
         with torch.no_grad():
             proba = build_model(state)(torch.from_numpy(numbers.astype(np.float32)).double(), text).numpy()
     if text is None:
