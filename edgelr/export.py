@@ -40,7 +40,7 @@ from edgelr.data import read_raw
 from edgelr.encoding import Encoding, category_lookup, value_ids
 from edgelr.errors import ConfigError, ModelFileError, ParityError
 from edgelr.fileio import atomic_path
-from edgelr.model import probabilities
+from edgelr.model import category_table, probabilities
 from edgelr.parity import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport, check_parity, session_for
 from edgelr.runtime import Predictor
 
@@ -59,7 +59,7 @@ class ExportGraph(nn.Module):
         super().__init__()
         enc = encoding_of(state)
         W, b = state["weight"].double(), state["bias"].double()  # (n_out, n_design), (n_out,)
-        W_num, W_cat = W[:, : enc.n_numeric], W[:, enc.n_numeric :]
+        W_num = W[:, : enc.n_numeric]
         mean, scale = torch.as_tensor(enc.mean), torch.as_tensor(enc.scale)
         self.variant = variant
         self.binary = W.shape[0] == 1
@@ -89,7 +89,7 @@ class ExportGraph(nn.Module):
             self.register_buffer("fill", fill.to(dtype))
             self.register_buffer("indicator_index", torch.as_tensor(self.indicators, dtype=torch.int64))
         # The coefficients of each (value id, column): (n_ids, n_text, n_out), binary (n_ids, n_text).
-        table = torch.cat([W_cat.T, torch.zeros(1, W.shape[0], dtype=W.dtype)]).to(dtype)  # per slot, unknown: 0
+        table = category_table(W, enc.n_numeric).to(dtype)  # per slot, then the unknown slot's 0
         by_value = table[torch.as_tensor(value_ids(enc)[1])] if self.text else table[:0]
         self.register_buffer("by_value", by_value[..., 0].contiguous() if self.binary else by_value.contiguous())
         t = self.threshold
