@@ -1,4 +1,4 @@
-"""Fitting the linear layer: scikit-learn's objective, minimized with torch optimizers.
+"""Fitting the linear layer: scikit-learn's objective, minimized with edgelr.optim's algorithms.
 
 The objective is the (sample-weighted) mean cross-entropy plus ``||W||^2 / (2 C n)``,
 which is scikit-learn's ``C * sum(loss) + ||W||^2 / 2`` divided by ``C n``: the same
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from edgelr.errors import ConfigError
 from edgelr.model import LogisticModel, category_table, logits
+from edgelr.optim import LBFGS, Adam, sgd_step
 from edgelr.rows import ordered_map
 
 OPTIMIZERS = ("lbfgs", "sgd", "adam")
@@ -138,7 +139,7 @@ class Objective:
         return self.loss_and_grad(grad=False)[0]
 
     def loss_and_grad(self, grad: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Full objective (float64 scalar) and its gradient [dW, db], in one pass over the rows.
+        """Full objective (float64 scalar) and its gradient [dW, db] (float64), in one pass over the rows.
 
         The gradient is written out rather than taken by autograd so that each block is
         read once for both products while it is still in the CPU cache.
@@ -161,7 +162,7 @@ class Objective:
             # along it; taking it out keeps them where exact arithmetic would.
             dW, db = dW - dW.mean(dim=0), db - db.mean()
         dW = dW + self.l2 * W.double()
-        return loss, [dW.to(W.dtype), db.to(b.dtype)]
+        return loss, [dW, db]
 
     def _block_sums(self, block, W: torch.Tensor, b: torch.Tensor, table: torch.Tensor, grad: bool) -> torch.Tensor:
         """[sum of losses, sum of dloss/dW (k*d), sum of dloss/db (k)] over one block, float64.
@@ -288,32 +289,23 @@ def _entry(epoch: int, loss: float, validation: Objective | None) -> dict:
 
 def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list[dict]:
     history = [_entry(0, _start_loss(objective), validation)]
+    if not epochs:
+        return history
     start = [p.detach().clone() for p in params]
     # The warm start moves the parameters (every model) and may return whitened coordinates (binary).
-    coords = (_warm_start(objective, lr, epochs, tol) if epochs else None) or _Direct(params)
+    coords = _warm_start(objective, lr, epochs, tol) or _Direct(objective.model)
     warmed = not all(torch.equal(p, q) for p, q in zip(params, start))
-    closure = _CachedClosure(objective, coords)
-    # max_iter=1: one L-BFGS iteration per step() so each epoch lands in the history;
-    # the optimizer keeps its curvature pairs across calls. max_eval must be set too:
-    # its default (max_iter * 5 // 4 == 1) would leave the line search no evaluations.
-    opt = torch.optim.LBFGS(
-        coords.params, lr=lr, max_iter=1, max_eval=1 + _MAX_LINE_SEARCH, history_size=20,
-        line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0,
-    )
-    loss = closure().item()
+    opt = LBFGS(coords.x, _evaluator(objective, coords), lr=lr, history_size=20, max_evals=1 + _MAX_LINE_SEARCH)
+    loss = opt.loss
     eps = float(torch.finfo(torch.float64).eps)
     for epoch in range(1, epochs + 1):
-        if closure.grad_max() <= tol:
+        if float(coords.model_grad(opt.grad).abs().max()) <= tol:
             break
-        before = [p.detach().clone() for p in coords.params]
-        opt.step(closure)
-        prev, loss = loss, closure().item()
-        if loss > prev:  # a line search can end higher at the objective's rounding floor: keep the better point
-            with torch.no_grad():
-                for p, q in zip(coords.params, before):
-                    p.copy_(q)
-            coords.load()
-            loss = prev
+        prev = loss
+        stepped = opt.step()
+        coords.load(opt.x)  # the best point of the line search, which need not be the last one evaluated
+        loss = opt.loss
+        if not stepped:  # no point along the direction lowered the objective: at its rounding floor
             break
         history.append(_entry(epoch, loss, validation))
         if progress:
@@ -321,9 +313,20 @@ def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list
         # No decrease the float type can represent: further steps only chase rounding.
         if prev - loss <= eps * abs(loss):
             break
+    coords.load(opt.x)
     if warmed and len(history) == 1:  # no full-data step was kept: the history still ends where the model is
         history.append(_entry(1, loss, validation))
     return history
+
+
+def _evaluator(objective: Objective, coords):
+    """x (the coordinates, flat float64) -> (objective, its gradient in x): one pass over the rows."""
+    def evaluate(x: torch.Tensor) -> tuple[float, torch.Tensor]:
+        coords.load(x)
+        loss, grads = objective.loss_and_grad()
+        return loss.item(), coords.grad(torch.cat([g.reshape(-1) for g in grads]))
+
+    return evaluate
 
 
 def _warm_start(objective, lr, epochs, tol):
@@ -355,22 +358,26 @@ def _warm_start(objective, lr, epochs, tol):
 
 
 def _fit_first_order(objective, params, settings, lr, epochs, progress, validation) -> list[dict]:
-    opt = torch.optim.SGD(params, lr=lr) if settings.optimizer == "sgd" else torch.optim.Adam(params, lr=lr)
+    if settings.optimizer == "adam":
+        update = Adam(params, lr).step
+    else:
+        def update(grads):
+            sgd_step(params, grads, lr)
     gen = torch.Generator(device="cpu").manual_seed(settings.seed)
     history = [_entry(0, _start_loss(objective), validation)]
     for epoch in range(1, epochs + 1):
-        if settings.batch_size is None:
-            _set_grads(params, objective.loss_and_grad()[1])  # full batch: every row, every rank
-            opt.step()
+        if settings.batch_size is None:  # full batch: every row, every rank
+            update([g.to(p.dtype) for p, g in zip(params, objective.loss_and_grad()[1])])
         else:
             for X, slots, y, w in objective.rows.minibatch_pools():
                 order = torch.randperm(X.shape[0], generator=gen).to(X.device)
                 for start in range(0, X.shape[0], settings.batch_size):
                     rows = order[start : start + settings.batch_size]
-                    opt.zero_grad(set_to_none=True)
+                    for p in params:
+                        p.grad = None
                     objective.batch_loss(X[rows], None if slots is None else slots[rows], y[rows],
                                          None if w is None else w[rows]).backward()
-                    opt.step()
+                    update([p.grad for p in params])
         loss = objective.loss().item()
         history.append(_entry(epoch, loss, validation))
         if progress:
@@ -378,51 +385,26 @@ def _fit_first_order(objective, params, settings, lr, epochs, progress, validati
     return history
 
 
-def _set_grads(params: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
-    for p, g in zip(params, grads):
-        p.grad = g.clone()
-
-
-class _CachedClosure:
-    """L-BFGS closure that does not recompute the objective at the same parameters.
-
-    torch's LBFGS evaluates the closure at the start of every step(), which is the point
-    its line search just evaluated; with one iteration per step that would double the
-    passes over the data.
-    """
-
-    def __init__(self, objective: Objective, coords):
-        self.objective, self.coords = objective, coords
-        self._at: list[torch.Tensor] | None = None
-        self._loss: torch.Tensor | None = None
-        self._grads: list[torch.Tensor] = []  # of the model's parameters
-
-    def __call__(self) -> torch.Tensor:
-        params = self.coords.params
-        if self._at is None or not all(torch.equal(p, q) for p, q in zip(params, self._at)):
-            self.coords.load()
-            self._loss, self._grads = self.objective.loss_and_grad()
-            self._at = [p.detach().clone() for p in params]
-        _set_grads(params, self.coords.grads(self._grads))
-        return self._loss
-
-    def grad_max(self) -> float:
-        """Largest |gradient| of the objective in the model's own parameters (what ``tol`` bounds)."""
-        self()
-        return max(float(g.abs().max()) for g in self._grads)
-
-
 class _Direct:
-    """L-BFGS works on the model's parameters themselves."""
+    """L-BFGS works on the model's parameters themselves, flattened: x = [W.ravel(), b] in float64."""
 
-    def __init__(self, params: list[torch.Tensor]):
-        self.params = params
+    def __init__(self, model):
+        self.linear = model.linear
+        self.x = torch.cat([self.linear.weight.detach().reshape(-1), self.linear.bias.detach()]).double()
 
-    def load(self) -> None:
-        pass
+    def load(self, x: torch.Tensor) -> None:
+        W = self.linear.weight
+        with torch.no_grad():
+            W.copy_(x[: W.numel()].view(W.shape))
+            self.linear.bias.copy_(x[W.numel() :])
 
-    def grads(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
-        return grads
+    def grad(self, g: torch.Tensor) -> torch.Tensor:
+        """The gradient in x from the gradient in the model's parameters (flat)."""
+        return g
+
+    def model_grad(self, g: torch.Tensor) -> torch.Tensor:
+        """The gradient in the model's parameters (what ``tol`` bounds) from the gradient in x."""
+        return g
 
 
 class _Whitened:
@@ -435,8 +417,7 @@ class _Whitened:
 
     def __init__(self, model, L: torch.Tensor):
         self.linear, self.L = model.linear, L  # (d+1, d+1) lower triangular, float64
-        x = torch.cat([self.linear.weight[0], self.linear.bias]).detach().double()
-        self.params = [L.T @ x]
+        self.x = L.T @ torch.cat([self.linear.weight[0], self.linear.bias]).detach().double()
 
     @classmethod
     def of(cls, model, H: torch.Tensor) -> _Whitened | None:
@@ -449,12 +430,14 @@ class _Whitened:
             return None
         return cls(model, L)
 
-    def load(self) -> None:
-        x = torch.linalg.solve_triangular(self.L.T, self.params[0][:, None], upper=True)[:, 0]
+    def load(self, theta: torch.Tensor) -> None:
+        x = torch.linalg.solve_triangular(self.L.T, theta[:, None], upper=True)[:, 0]
         with torch.no_grad():
             self.linear.weight.copy_(x[None, :-1])
             self.linear.bias.copy_(x[-1:])
 
-    def grads(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
-        g = torch.cat([grads[0][0], grads[1]]).double()
-        return [torch.linalg.solve_triangular(self.L, g[:, None], upper=False)[:, 0]]
+    def grad(self, g: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.solve_triangular(self.L, g.double()[:, None], upper=False)[:, 0]
+
+    def model_grad(self, g: torch.Tensor) -> torch.Tensor:
+        return self.L @ g

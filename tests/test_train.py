@@ -314,7 +314,7 @@ def test_hessian_is_autograds(weighted):
 
 
 def test_whitened_coordinates_are_the_chain_rule():
-    """grads() is the adjoint of load(): g_x . dx == g_theta . dtheta for any gradient g_x."""
+    """grad() is the adjoint of load(): g_x . dx == g_theta . dtheta for any gradient g_x; model_grad inverts grad."""
     from edgelr.model import LogisticModel
     from edgelr.train import _Whitened
 
@@ -322,19 +322,17 @@ def test_whitened_coordinates_are_the_chain_rule():
     A = torch.randn(6, 6, dtype=torch.float64, generator=gen)
     model = LogisticModel(5, 2)
     coords = _Whitened.of(model, A @ A.T + 0.1 * torch.eye(6, dtype=torch.float64))
-    theta = coords.params[0]
 
     def model_at(t):
-        theta.copy_(t)
-        coords.load()
+        coords.load(t)
         return torch.cat([model.linear.weight[0], model.linear.bias]).detach().double()
 
     t0, dt = (torch.randn(6, generator=gen, dtype=torch.float64) for _ in range(2))
     dx = model_at(t0 + 1e-3 * dt) - model_at(t0)
-    gW, gb = torch.randn(1, 5, generator=gen), torch.randn(1, generator=gen)
-    g_theta = coords.grads([gW, gb])[0]
-    g_x = torch.cat([gW[0], gb]).double()
+    g_x = torch.randn(6, generator=gen, dtype=torch.float64)
+    g_theta = coords.grad(g_x)
     assert float(g_x @ dx) == pytest.approx(float(g_theta @ (1e-3 * dt)), rel=1e-4)
+    torch.testing.assert_close(coords.model_grad(g_theta), g_x)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
