@@ -327,13 +327,34 @@ def encode_labels(values, *, where: str) -> tuple[list, np.ndarray]:
         arr = np.asarray([plain_value(v) for v in arr.tolist()])
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise DataError(f"{where}: labels contain NaN or infinity; expected class names or numbers")
-    classes, y = np.unique(arr, return_inverse=True)
+    countable = arr.size and (arr.dtype.kind in "bi" or (arr.dtype.kind == "u" and arr.dtype.itemsize < 8))
+    classes, y = _small_integer_classes(arr) if countable else (None, None)
+    if classes is None:
+        classes, y = np.unique(arr, return_inverse=True)
     if classes.size < 2:
         found = classes[0] if classes.size else "none"
         raise DataError(
             f"{where}: needs samples of at least 2 classes, but the data contains only one class: {found}"
         )
-    return [plain_value(c) for c in classes], y.astype(np.int64).reshape(-1)
+    return [plain_value(c) for c in classes], y.astype(np.int64, copy=False).reshape(-1)
+
+
+def _small_integer_classes(arr: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """np.unique(arr, return_inverse=True) by counting, for integer labels in a small range; (None, None) otherwise.
+
+    Labels are usually 0/1 or a few codes: a count and a table lookup take a fraction of
+    a sort's time and one temporary the size of y, not three.
+    """
+    low, high = int(arr.min()), int(arr.max())
+    if high - low >= 2**16:
+        return None, None
+    shifted = arr if arr.dtype == np.int64 and low == 0 else np.subtract(arr, low, dtype=np.int64)
+    present = np.flatnonzero(np.bincount(shifted, minlength=high - low + 1))
+    if shifted is arr and present.size == high + 1:
+        return present.astype(arr.dtype), arr  # already the indices 0..k-1: no copy (y is only read)
+    lookup = np.zeros(high - low + 1, dtype=np.int64)
+    lookup[present] = np.arange(present.size)
+    return (present + low).astype(arr.dtype), np.take(lookup, shifted, out=shifted)
 
 
 def scale_of(moments: Moments) -> np.ndarray:
@@ -420,10 +441,14 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def as_matrix(X, *, name: str = "X") -> np.ndarray:
-    """An array-like of shape (n_rows, n_features) as float64, for the Python API (values not checked)."""
+def as_matrix(X, *, name: str = "X", keep_float: bool = False) -> np.ndarray:
+    """An array-like of shape (n_rows, n_features) as float64, for the Python API (values not checked).
+
+    ``keep_float``: a float32 or float64 ndarray comes back as it is (no copy), other types as float64.
+    """
     try:
-        arr = np.asarray(X, dtype=np.float64)
+        keep = keep_float and isinstance(X, np.ndarray) and X.dtype in (np.float32, np.float64)
+        arr = X if keep else np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise DataError(f"{name}: expected a numeric array of shape (n_rows, n_features); {exc}") from exc
     if arr.ndim != 2:

@@ -112,13 +112,14 @@ class LogisticRegression:
         is called after every epoch, e.g. for a progress bar.
         """
         self.settings()  # bad settings fail before any work on the data
+        callers = not is_dataframe(X)  # an array is the caller's: trained on where it lies
         X, layout = self._table(X, feature_names)
         classes, y_idx = encode_labels(y, where="y")
         if y_idx.size != X.shape[0]:
             raise DataError(f"y has {y_idx.size} labels but X has {X.shape[0]} rows; expected one label per row")
         device = resolve_device(self.device)
         rows, encoding = encode_in_memory(X, layout, self.encoding_spec(), y_idx,
-                                          self.sample_weight(y_idx, len(classes)), device)
+                                          self.sample_weight(y_idx, len(classes)), device, in_place=callers)
         return self.fit_rows(rows, classes=classes, encoding=encoding, device=device, progress=progress)
 
     def fit_rows(
@@ -190,7 +191,7 @@ class LogisticRegression:
             return raw, Layout(names, kinds, vocab)
         if self.categorical:
             raise DataError("categorical= names DataFrame columns; expected X as a pandas DataFrame with them")
-        raw = as_matrix(X)  # finite values: checked by the pass that computes the moments
+        raw = as_matrix(X, keep_float=True)  # finite values: checked by the pass that computes the moments
         return raw, Layout.numeric(self._feature_names(feature_names, raw.shape[1]))
 
     def sample_weight(self, y_idx: np.ndarray, n_classes: int) -> np.ndarray | None:

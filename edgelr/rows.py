@@ -8,11 +8,14 @@ the memory budget (read back chunk by chunk), or are one rank's share under torc
 Blocks are the encoded rows (edgelr.encoding): standardized float32 numeric features,
 and for text columns the slot of each row's category (int64), never a one-hot matrix.
 Standardization happens in float64 before the cast, so features with a large mean and a
-small spread keep their precision.
+small spread keep their precision. One exception: a caller's numeric array is trained on
+where it lies (``InMemoryRows.in_place``), its blocks the raw rows, and the
+standardization folded into the parameters (``Affine``) -- the user's data is not copied.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +31,9 @@ from edgelr.encoding import ONE_PROCESS, ColumnStats, Encoding, EncodingSpec, La
 # (measured faster than 1, 2 and 4 MB blocks with two threads).
 _BLOCK_BYTES = 8 * 2**20
 _PILOT_ROWS = 1_024  # rows whose mean centres the float32 copy before the true mean is known
+# Folding the standardization into float32 products costs about |mean| / scale times
+# their rounding: up to this many spreads it stays far below the L-BFGS tolerance.
+_FOLD_RATIO = 8.0
 
 # X (m, d) float32, slots (m, n_text) int64 or None, y (m,), weight (m,) or None
 Block = tuple[torch.Tensor, "torch.Tensor | None", torch.Tensor, "torch.Tensor | None"]
@@ -40,20 +46,100 @@ def block_rows(n_features: int) -> int:
     return int(min(65_536, max(1_024, _BLOCK_BYTES // (4 * max(n_features, 1)))))
 
 
+class Affine:
+    """What a row source's blocks hold, against the model's standardized numeric features.
+
+    The identity (``Affine()``) for blocks that are the standardized features. For raw
+    rows (``Affine.folding``): feature j is (x_j - mean_j) / scale_j. Consumers of blocks
+    call ``block`` on each (in their own thread) and ``fold`` on the parameters: a
+    block's product with the folded weights, plus the folded bias, is the product of the
+    standardized rows with the model's. ``unfold`` and ``hessian`` take sums over blocks
+    back to the model's coordinates.
+    """
+
+    def __init__(self, center: torch.Tensor | None = None, delta: torch.Tensor | None = None,
+                 inv_scale: torch.Tensor | None = None):
+        # A block is x - center (center None: x); feature = (block - delta) * inv_scale.
+        self.center, self.delta, self.inv_scale = center, delta, inv_scale
+
+    @classmethod
+    def folding(cls, mean: np.ndarray, scale: np.ndarray, dtype: np.dtype, device: torch.device) -> Affine:
+        """For raw rows of ``dtype`` with the encoding's mean and scale (float64)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = float(np.max(np.abs(mean) / scale, initial=0.0))
+        # Past _FOLD_RATIO spreads the products would lose digits to the mean: each block
+        # is centred first (a cache-sized temporary), on the mean rounded to X's type.
+        center = mean.astype(dtype) if ratio > _FOLD_RATIO else np.zeros(mean.shape, dtype)
+        as64 = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
+        return cls(torch.as_tensor(center, device=device) if ratio > _FOLD_RATIO else None,
+                   as64(mean - center.astype(np.float64)), as64(1.0 / scale))
+
+    def block(self, X: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """A block of the source, in the products' ``dtype``, ready for the folded parameters."""
+        if self.center is not None:
+            X = X - self.center
+        return X.to(dtype)
+
+    def fold(self, W: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W', b') with block @ W'^T + b' == standardized rows @ W^T + b; b' in float64.
+
+        The folded bias carries sum_j W_j mean_j / scale_j, which can be large: callers
+        add it to the float32 products in float64.
+        """
+        if self.inv_scale is None:
+            return W, b.double()
+        d = self.inv_scale.numel()
+        Wn = W[:, :d].double() * self.inv_scale  # (k, d)
+        return torch.cat([Wn.to(W.dtype), W[:, d:]], dim=1), b.double() - Wn @ self.delta
+
+    def unfold(self, dW: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
+        """d/dW from the float64 sums G^T block (k, n_design) and G.sum(0) (k,)."""
+        if self.inv_scale is None:
+            return dW
+        d = self.inv_scale.numel()
+        dW = dW.clone()
+        dW[:, :d] = (dW[:, :d] - db[:, None] * self.delta) * self.inv_scale
+        return dW
+
+    def hessian(self, H: torch.Tensor) -> torch.Tensor:
+        """A binary model's Hessian in [w, b] from the one over [block, 1] (float64, (d+1, d+1))."""
+        if self.inv_scale is None:
+            return H
+        d = self.inv_scale.numel()
+        T = torch.eye(d + 1, dtype=torch.float64, device=H.device)  # [feature, 1] = T [block, 1]
+        T[:d, :d] = torch.diag(self.inv_scale)
+        T[:d, d] = -self.inv_scale * self.delta
+        return T @ H @ T.T
+
+
 class InMemoryRows:
     """Encoded rows held in tensors on the training device.
 
-    X : (n, d) float32 standardized numeric features; slots : (n, n_text) int64 or None;
-    y : (n,) int64; sample_weight : (n,) float64 or None.
+    X : (n, d) float32 standardized numeric features, or (``affine`` not the identity)
+    the caller's raw numeric rows, float32 or float64, wherever they lie;
+    slots : (n, n_text) int64 or None; y : (n,) int64; sample_weight : (n,) float64 or None.
     """
 
     parallel_blocks = True  # blocks are views of one tensor: several threads may sum them at once
 
     def __init__(self, X: torch.Tensor, slots: torch.Tensor | None, y: torch.Tensor,
-                 sample_weight: torch.Tensor | None):
+                 sample_weight: torch.Tensor | None, affine: Affine | None = None):
         self.X, self.slots, self.y, self.sample_weight = X, slots, y, sample_weight
+        self.affine = affine or Affine()
         self.n = self.X.shape[0]
         self._rows = block_rows(self.X.shape[1])
+
+    @classmethod
+    def in_place(cls, X: np.ndarray, y: np.ndarray, sample_weight, mean: np.ndarray, scale: np.ndarray,
+                 device: torch.device) -> InMemoryRows:
+        """The caller's float32 or float64 numeric X (CPU), trained on where it lies: no copy of it.
+
+        The standardization with ``mean`` and ``scale`` is folded into the parameters.
+        """
+        with warnings.catch_warnings():  # a read-only array (np.load's memory map) is only ever read
+            warnings.simplefilter("ignore", UserWarning)
+            X_t = torch.from_numpy(X)
+        return cls(X_t, None, *_labels(y, sample_weight, device), Affine.folding(mean, scale, X.dtype, device))
 
     @classmethod
     def encoded(cls, X: np.ndarray, y: np.ndarray, sample_weight, encode: Encoder, device: torch.device,
@@ -80,10 +166,15 @@ class InMemoryRows:
         return cls(X32, None, *_labels(y, sample_weight, device)), encoding
 
     def subsample(self, step: int) -> InMemoryRows:
-        """Every ``step``-th row (a copy): spread over the whole file even when it is sorted."""
+        """Every ``step``-th row: spread over the whole file even when it is sorted.
+
+        The features are a strided view (raw rows in place) or a copy (a standardized
+        copy, whose passes then read only the subsample's bytes).
+        """
         w = None if self.sample_weight is None else self.sample_weight[::step].contiguous()
         slots = None if self.slots is None else self.slots[::step].contiguous()
-        return InMemoryRows(self.X[::step].contiguous(), slots, self.y[::step].contiguous(), w)
+        X = self.X[::step] if self.affine.inv_scale is not None else self.X[::step].contiguous()
+        return InMemoryRows(X, slots, self.y[::step].contiguous(), w, self.affine)
 
     def blocks(self) -> Iterator[Block]:
         for start in range(0, self.n, self._rows):
@@ -98,13 +189,17 @@ class InMemoryRows:
 
 
 def encode_in_memory(X: np.ndarray, layout: Layout, spec: EncodingSpec, y: np.ndarray, sample_weight,
-                     device: torch.device, *, index: np.ndarray | None = None,
-                     ranks: Ranks = ONE_PROCESS) -> tuple[InMemoryRows, Encoding]:
+                     device: torch.device, *, index: np.ndarray | None = None, ranks: Ranks = ONE_PROCESS,
+                     in_place: bool = False) -> tuple[InMemoryRows, Encoding]:
     """(rows, encoding): rows ``index`` of raw X (this rank's training rows), encoded with the encoding fitted on them.
 
-    Numeric columns without imputation take one read of X for the statistics and the
-    copy (``standardize_fitted``); otherwise one pass fits the encoding (a median takes
-    a few more) and one encodes.
+    ``in_place``: X is the caller's array. A numeric float32 or float64 one (no missing
+    cells, every row, on the CPU) is then trained on where it lies, after one pass for
+    its statistics (``InMemoryRows.in_place``). Otherwise numeric columns without
+    imputation take one read of X for the statistics and a standardized float32 copy
+    (``standardize_fitted``), whose passes read half the bytes of float64 rows; and
+    anything else one pass to fit the encoding (a median takes a few more) and one to
+    encode.
     """
     if layout.plain and spec.impute is None:
         def fit(stats: ColumnStats) -> Encoding:
@@ -112,6 +207,10 @@ def encode_in_memory(X: np.ndarray, layout: Layout, spec: EncodingSpec, y: np.nd
                 check_finite_matrix(X)  # names the NaN or infinity (or the overflow is reported by the fit)
             return fit_encoding(layout, spec, lambda: (), stats=stats, ranks=ranks)
 
+        whole = index is None or (index.size == X.shape[0] and np.array_equal(index, np.arange(X.shape[0])))
+        if in_place and whole and device.type == "cpu" and X.dtype in (np.float32, np.float64):
+            encoding = fit(plain_stats(X)[0])
+            return InMemoryRows.in_place(X, y, sample_weight, encoding.mean, encoding.scale, device), encoding
         return InMemoryRows.fitted(X, y, sample_weight, fit, device, index=index)
     encoding = fit_encoding(layout, spec, lambda: (part for _, part in row_chunks(X, index, CACHE_CELLS)),
                             ranks=ranks)
@@ -140,6 +239,7 @@ class StreamedRows:
     # Each block holds its chunk: more blocks in flight on several threads would hold
     # more chunks than the memory budget allows.
     parallel_blocks = False
+    affine = Affine()  # blocks are the standardized features
 
     def __init__(self, read: Callable[[int, int], np.ndarray], y: np.ndarray, index: np.ndarray, sample_weight,
                  encode: Encoder | None, device: torch.device, chunk_rows: int, n_features: int = 1):
@@ -235,41 +335,56 @@ def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *,
                        index: np.ndarray | None = None) -> tuple[torch.Tensor, Encoding]:
     """(float32 standardized X[index], encoding), reading X once (numeric rows without missing cells).
 
-    The mean is only known after the pass, so the pass stores X - pilot in float32, with
-    pilot the mean of ~1,000 rows spread over X: close to the true mean, so the copy
-    keeps the precision of a centred value. The same pass computes the float64 moments
-    and ranges; ``fit`` turns them into the encoding, and a float32-only pass over the
-    copy shifts it by mean - pilot and scales it.
+    The mean is only known after the pass, so the pass stores X - pilot in float32
+    (``plain_stats``): close to the true mean, so the copy keeps the precision of a
+    centred value. ``fit`` turns the pass's moments and ranges into the encoding, and a
+    float32-only pass over the copy shifts it by mean - pilot and scales it.
     """
     n = X.shape[0] if index is None else index.size
     out = _empty_float32(n, X.shape[1])
-    spread = np.linspace(0, n - 1, min(n, _PILOT_ROWS)).astype(np.int64)
-    pilot = np.asarray(X[spread if index is None else index[spread]], dtype=np.float64).mean(axis=0) if n else 0.0
-
-    def copy_chunk(chunk: tuple[int, np.ndarray]) -> tuple[Moments, np.ndarray, np.ndarray]:
-        # numpy, one thread per chunk: the chunk and its deviations stay in that core's
-        # cache. Moments.of's arithmetic, keeping the deviations for the copy.
-        start, part = chunk
-        part = np.asarray(part, dtype=np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):  # per thread; the moments report overflow and NaN
-            mean = part.mean(axis=0)
-            dev = part - mean
-            np.add(dev, mean - pilot, out=out.numpy()[start : start + part.shape[0]], casting="unsafe")
-            return Moments(float(part.shape[0]), mean, np.einsum("ij,ij->j", dev, dev)), part.min(axis=0), \
-                part.max(axis=0)
-
-    moments = Moments.empty(X.shape[1])
-    low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
-    for part, part_low, part_high in ordered_map(copy_chunk, row_chunks(X, index, CACHE_CELLS),
-                                                 torch.get_num_threads()):
-        moments = moments.merge(part)
-        low, high = np.minimum(low, part_low), np.maximum(high, part_high)
-    encoding = fit(ColumnStats.from_moments(moments, low, high))
+    stats, pilot = plain_stats(X, index, out=out)
+    encoding = fit(stats)
     mean, scale = encoding.mean, encoding.scale
     inv_scale = torch.as_tensor(1.0 / scale, dtype=torch.float32)
     # (copy - (mean - pilot)) / scale as one fused pass: copy * inv_scale + shift
     torch.addcmul(torch.as_tensor((pilot - mean) / scale, dtype=torch.float32), out, inv_scale, out=out)
     return out.to(device), encoding
+
+
+def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *,
+                out: torch.Tensor | None = None) -> tuple[ColumnStats, np.ndarray]:
+    """(moments and ranges of X[index], pilot): one pass over numeric rows without missing cells.
+
+    Sums are taken of X - pilot, pilot the mean of ~1,000 rows spread over X: close to
+    the true mean, so a float32 X keeps the precision of centred values (torch's sums
+    are cascaded: ~1e-7 relative). ``out`` (float32, X[index]'s shape): the same pass
+    stores X[index] - pilot there (``standardize_fitted``'s copy).
+    """
+    n = X.shape[0] if index is None else index.size
+    spread = np.linspace(0, n - 1, min(n, _PILOT_ROWS)).astype(np.int64)
+    pilot = np.asarray(X[spread if index is None else index[spread]], dtype=np.float64).mean(axis=0) if n else \
+        np.zeros(X.shape[1])
+
+    moments = Moments.empty(X.shape[1])
+    low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
+    shift = None
+    # torch's own threads share each block's operations: one Python thread, unlike the
+    # objective's passes (whose matrix products run on one core), so no two threads'
+    # temporaries and thread-pool buffers are held at once.
+    for start, part in row_chunks(X, index, CACHE_CELLS):
+        part = torch.from_numpy(np.asarray(part))
+        shift = torch.as_tensor(pilot, dtype=part.dtype) if shift is None else shift
+        dev = part - shift
+        if out is not None:
+            out[start : start + part.shape[0]] = dev
+        m = part.shape[0]
+        s1 = dev.sum(dim=0).double().numpy()
+        s2 = dev.square_().sum(dim=0).double().numpy()
+        with np.errstate(over="ignore", invalid="ignore"):  # the moments report overflow and NaN
+            moments = moments.merge(Moments(float(m), pilot + s1 / m, s2 - s1 * (s1 / m)))
+        low = np.minimum(low, part.amin(dim=0).double().numpy())
+        high = np.maximum(high, part.amax(dim=0).double().numpy())
+    return ColumnStats.from_moments(moments, low, high), pilot
 
 
 def _empty_float32(n: int, d: int) -> torch.Tensor:

@@ -33,6 +33,7 @@ ProgressFn = Callable[[int, float], None]
 SumFn = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks (identity in one process)
 
 _MAX_LINE_SEARCH = 25  # objective evaluations one strong-Wolfe line search may use
+_HESSIAN_ROWS = 4_096  # rows per product in ``Objective.hessian``
 _FLOAT64_CELLS = 2**22  # rows x features up to which the objective's products run in float64
 # The warm start (see _warm_start) fits every step-th row, step >= _WARM_STEP, at most
 # about _WARM_ROWS rows, and only with at least _WARM_ROWS_PER_PARAMETER rows per weight.
@@ -129,7 +130,10 @@ class Objective:
         # The matrix product runs in float32 (the costly part); the loss and its mean in
         # float64. A float32 mean resolves the objective only to ~6e-8, too coarse for
         # L-BFGS to see progress along a flat direction (e.g. the softmax intercepts).
-        losses = self._losses(self.model.logits(X, slots).double(), y)
+        affine = self.rows.affine
+        W, b = affine.fold(self.model.linear.weight, self.model.linear.bias)
+        X = affine.block(X, W.dtype)
+        losses = self._losses(logits(X, slots, W, W.new_zeros(W.shape[0])).double() + b, y)
         if w is not None:
             losses = losses * w
         return losses.mean() + self._penalty()
@@ -145,7 +149,8 @@ class Objective:
         read once for both products while it is still in the CPU cache.
         """
         W, b = self.model.linear.weight.detach(), self.model.linear.bias.detach()  # (k, d), (k,)
-        Wp, bp = W.to(self.dtype), b.to(self.dtype)
+        affine = self.rows.affine
+        Wp, bp = affine.fold(W.to(self.dtype), b)  # the blocks' coordinates; bp in float64
         total = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
         workers = torch.get_num_threads() if self.rows.parallel_blocks and W.device.type == "cpu" else 1
         table = category_table(Wp, self.model.n_numeric)
@@ -155,6 +160,7 @@ class Objective:
         total = self.sum_ranks(total) / self.n_total
         loss = total[0] + self._penalty().detach()
         dW, db = total[1 : 1 + W.numel()].reshape(W.shape), total[1 + W.numel() :]
+        dW = affine.unfold(dW, db)
         if not self.binary:
             # Each row's dloss/dz (softmax minus one-hot) sums to zero over the classes, so
             # the exact gradient never shifts every class alike: the one direction the loss
@@ -167,12 +173,14 @@ class Objective:
     def _block_sums(self, block, W: torch.Tensor, b: torch.Tensor, table: torch.Tensor, grad: bool) -> torch.Tensor:
         """[sum of losses, sum of dloss/dW (k*d), sum of dloss/db (k)] over one block, float64.
 
+        W and b (float64) are in the blocks' coordinates (``Affine.fold``); the sums too.
         ``table``: the category coefficients (``category_table``) for the blocks' slots.
         """
         X, slots, y, w = block
-        X = X.to(W.dtype)  # the products' type (a copy of a cache-sized block when float64)
+        X = self.rows.affine.block(X, W.dtype)  # the products' type (a copy of a cache-sized block if another)
         sums = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
-        z = logits(X, slots, W, b, table).double()  # (m, k)
+        # The bias is added in float64: folded, it carries the features' means.
+        z = logits(X, slots, W, W.new_zeros(W.shape[0]), table).double() + b  # (m, k)
         losses = self._losses(z, y)
         sums[0] = (losses if w is None else losses * w).sum()
         if grad:
@@ -211,15 +219,24 @@ class Objective:
 
         Numeric features only (no text columns): see ``_warm_start``.
         """
-        W, b = self.model.linear.weight.detach(), self.model.linear.bias.detach()  # (1, d), (1,)
+        affine = self.rows.affine
+        W, b = affine.fold(self.model.linear.weight.detach(), self.model.linear.bias.detach())  # (1, d), (1,)
         d = W.shape[1]
         H = torch.zeros(d + 1, d + 1, dtype=torch.float64, device=W.device)
         for X, _, _, w in self.rows.blocks():
-            p = torch.sigmoid(torch.addmm(b, X, W.T).double())  # (m, 1)
+            X = affine.block(X, W.dtype)
+            p = torch.sigmoid((X @ W.T).double() + b)  # (m, 1)
             D = p * (1.0 - p) if w is None else p * (1.0 - p) * w[:, None]
-            X1 = torch.cat([X, torch.ones_like(X[:, :1])], dim=1)
-            H += (X1.T @ (X1 * D.float())).double()
-        H = self.sum_ranks(H) / self.n_total
+            # [X, 1]^T D [X, 1] by parts (no copy of the block with a column of ones), a
+            # few thousand rows at a time: the weighted rows are a cache-sized temporary.
+            for start in range(0, X.shape[0], _HESSIAN_ROWS):
+                part, Dp = X[start : start + _HESSIAN_ROWS], D[start : start + _HESSIAN_ROWS].to(X.dtype)
+                XD = part * Dp
+                H[:d, :d] += (part.T @ XD).double()
+                H[:d, d] += XD.sum(dim=0).double()
+            H[d, d] += D.sum()
+        H[d, :d] = H[:d, d]
+        H = affine.hessian(self.sum_ranks(H) / self.n_total)
         H[:d, :d].diagonal().add_(self.l2)
         return H
 
