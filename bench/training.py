@@ -2,12 +2,18 @@
 
 Prints the machine, then one Markdown table (copied into docs/benchmarks.md). Figures:
 
-1. In memory, 1,000,000 x 100 synthetic float64 (features with different means and
-   spreads). ``edgelr.LogisticRegression(C=1.0, device="cpu").fit(X, y)`` against
-   scikit-learn's ``make_pipeline(StandardScaler(), LogisticRegression(C=1.0,
-   solver="lbfgs"))``, the same model since edgelr standardizes inside. Wall time of
-   each fit (median, interleaved, after a warm-up fit on a small slice), and the final
-   objective of each -- mean log-loss + ||coef||^2 / (2 C n) on the standardized data --
+1. In memory, 1,000,000 x 100 float32, as a user meets it: the first ``fit`` in a fresh
+   process, imports done before the clock. The features (spreads from 0.01 to 1000,
+   means up to 3 spreads from 0) are standardized in float64 and stored float32 once,
+   because scikit-learn's ``lbfgs`` needs standardized features to converge and takes
+   float32 as it is: that is its fastest form (no scaler, no copy). edgelr gets the
+   same array with its defaults (it standardizes inside; here a near no-op).
+   ``edgelr.LogisticRegression(C=1.0, device="cpu").fit(X, y)`` against
+   ``sklearn.linear_model.LogisticRegression(C=1.0, solver="lbfgs").fit(X, y)``, each in
+   its own fresh process, ``--repeat`` times taking turns (median). Each process also
+   reports the peak memory its fit added (VmHWM reset before the fit, minus the RSS
+   before it) and the time of a second, warm fit, shown as a note. The final objective
+   of each model -- scikit-learn's: mean log-loss + ||w||^2 / (2 C n) on X -- is
    computed here in numpy float64, independently of either library.
 2. End to end from a 1,000,000 x 50 numeric CSV: ``edgelr train big.csv --val-fraction 0``
    in a fresh process against a fresh ``python -c`` that runs ``pandas.read_csv`` and the
@@ -232,70 +238,111 @@ def count(n: int) -> str:
 # -- figures -----------------------------------------------------------------------------
 
 
-def objective(X: np.ndarray, y: np.ndarray, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray,
-              intercept: float) -> float:
-    """Mean log-loss + ||coef||^2 / (2 C n) on (X - mean) / scale, in float64, 100,000 rows at a time."""
+def objective(X: np.ndarray, y: np.ndarray, coef: np.ndarray, intercept: float) -> float:
+    """Mean log-loss + ||coef||^2 / (2 C n) on X, in float64, 100,000 rows at a time."""
     total = 0.0
     for start in range(0, X.shape[0], 100_000):
-        z = ((X[start:start + 100_000] - mean) / scale) @ coef + intercept
+        z = X[start:start + 100_000].astype(np.float64) @ coef + intercept
         total += float(np.sum(np.logaddexp(0.0, z) - y[start:start + 100_000] * z))
     return total / X.shape[0] + float(coef @ coef) / (2.0 * C * X.shape[0])
 
 
+def fit_arrays(ctx: Context, n: int) -> tuple[Path, Path]:
+    """(X.npy, y.npy) of figure 1 under --dir: float32 standardized features and labels, written once."""
+    xs, ys = ctx.workdir / f"fit-{n}x{N_FEATURES_MEMORY}-X32.npy", ctx.workdir / f"fit-{n}x{N_FEATURES_MEMORY}-y.npy"
+    if not (xs.exists() and ys.exists()):
+        X, y = synthetic(n, N_FEATURES_MEMORY, np.random.default_rng(SEED + 1))
+        X -= X.mean(axis=0)
+        X /= X.std(axis=0)
+        for path, array in ((xs, X.astype(np.float32)), (ys, y)):
+            tmp = path.with_name(path.name + ".tmp.npy")
+            np.save(tmp, array)
+            tmp.replace(path)
+    return xs, ys
+
+
+# One fit as a user meets it, in a fresh process: load the arrays, import, then time the
+# first fit and the peak memory it adds; then a second, warm fit. Prints JSON; saves the
+# model's raw-coordinate coefficients to argv[4].
+FIT_CHILD = """
+import json, sys, time
+import numpy as np
+which, xs, ys, out = sys.argv[1:5]
+X, y = np.load(xs), np.load(ys)
+if which == "edgelr":
+    import torch, edgelr
+    make = lambda: edgelr.LogisticRegression(C=1.0, device="cpu")
+else:
+    from sklearn.linear_model import LogisticRegression
+    make = lambda: LogisticRegression(C=1.0, solver="lbfgs")
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
+before = status("VmRSS:")
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # the peak (VmHWM) restarts from the current RSS
+started, cpu = time.perf_counter(), time.process_time()
+model = make().fit(X, y)
+first, first_cpu = time.perf_counter() - started, time.process_time() - cpu
+peak = status("VmHWM:") - before
+started = time.perf_counter()
+make().fit(X, y)
+warm = time.perf_counter() - started
+if which == "edgelr":  # standardized coordinates -> the raw features'
+    coef = model.coef_[0] / model.scale_
+    intercept = float(model.intercept_[0] - coef @ model.mean_)
+    iterations = len(model.history_) - 1
+else:
+    coef, intercept, iterations = model.coef_[0].astype(np.float64), float(model.intercept_[0]), int(model.n_iter_[0])
+np.save(out, np.append(coef, intercept))
+print(json.dumps({"first": first, "first_cpu": first_cpu, "warm": warm, "peak_mib": peak, "iterations": iterations}))
+"""
+
+
 def in_memory(ctx: Context) -> list[Row]:
-    """Figure 1: fit on 1M x 100 float64 in memory, edgelr vs the scikit-learn pipeline; time and objective."""
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression as SkLogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    import edgelr
-
+    """Figure 1: the first fit on 1M x 100 float32 in a fresh process, edgelr vs scikit-learn: time, memory, loss."""
     n = ctx.rows(1_000_000)
-    X, y = synthetic(n, N_FEATURES_MEMORY, np.random.default_rng(SEED + 1))
-    fits: dict[str, Callable[[np.ndarray, np.ndarray], object]] = {
-        "edgelr": lambda X, y: edgelr.LogisticRegression(C=C, device="cpu").fit(X, y),
-        "sklearn": lambda X, y: make_pipeline(StandardScaler(), SkLogisticRegression(C=C, solver="lbfgs")).fit(X, y),
-    }
-    warm = min(n, 10_000)
-    times: dict[str, list[float]] = {name: [] for name in fits}
-    cpu_times: dict[str, list[float]] = {name: [] for name in fits}  # CPU seconds, all threads: tells noise apart
-    models: dict[str, object] = {}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        for fit in fits.values():
-            fit(X[:warm], y[:warm])
-        caught.clear()
-        for _ in range(ctx.repeat):
-            for name, fit in fits.items():
-                started, cpu = time.perf_counter(), time.process_time()
-                models[name] = fit(X, y)
-                times[name].append(time.perf_counter() - started)
-                cpu_times[name].append(time.process_time() - cpu)
-    ours, theirs = models["edgelr"], models["sklearn"]
-    scaler, sk = theirs[0], theirs[-1]
-    obj_ours = objective(X, y, ours.mean_, ours.scale_, ours.coef_[0], float(ours.intercept_[0]))
-    obj_theirs = objective(X, y, scaler.mean_, scaler.scale_, sk.coef_[0], float(sk.intercept_[0]))
-    rel = (obj_ours - obj_theirs) / abs(obj_theirs)
-    scaler_gap = max(np.abs(ours.mean_ - scaler.mean_).max() / np.abs(scaler.scale_).max(),
-                     np.abs(ours.scale_ / scaler.scale_ - 1).max())
-    converged = "; scikit-learn stopped at max_iter (ConvergenceWarning)" if any(
-        issubclass(w.category, ConvergenceWarning) for w in caught) else ""
+    xs, ys = fit_arrays(ctx, n)
+    runs: dict[str, list[dict]] = {"edgelr": [], "sklearn": []}
+    for _ in range(ctx.repeat):
+        for name in runs:
+            out = ctx.scratch / f"fit-{name}.npy"
+            result = subprocess.run([sys.executable, "-c", FIT_CHILD, name, str(xs), str(ys), str(out)],
+                                    capture_output=True, text=True, timeout=TIMEOUT)
+            if result.returncode != 0:
+                raise CommandFailed(f"the {name} fit failed: {result.stderr.strip().splitlines()[-5:]}")
+            runs[name].append(json.loads(result.stdout.strip().splitlines()[-1]))
+    X, y = np.load(xs, mmap_mode="r"), np.load(ys)
+    objectives = {}
+    for name in runs:
+        params = np.load(ctx.scratch / f"fit-{name}.npy")
+        objectives[name] = objective(X, y, params[:-1], float(params[-1]))
+    rel = (objectives["edgelr"] - objectives["sklearn"]) / abs(objectives["sklearn"])
+    med = {name: {key: statistics.median(r[key] for r in rs) for key in ("first", "warm", "peak_mib")}
+           for name, rs in runs.items()}
+    x_mib = n * N_FEATURES_MEMORY * 4 / 2**20
     ctx.notes.append(
-        f"figure 1: {count(n)} × {N_FEATURES_MEMORY}; edgelr {len(ours.history_) - 1} L-BFGS iterations, "
-        f"scikit-learn {int(sk.n_iter_[0])}{converged}; objectives {obj_ours:.10f} (edgelr) vs {obj_theirs:.10f}; "
-        f"scalers agree to {scaler_gap:.1e}; fit wall (CPU) times edgelr "
-        f"{pairs(times['edgelr'], cpu_times['edgelr'])}, "
-        f"scikit-learn {pairs(times['sklearn'], cpu_times['sklearn'])}")
-    med = {name: statistics.median(t) for name, t in times.items()}
+        f"figure 1: {count(n)} × {N_FEATURES_MEMORY} float32 ({x_mib:.0f} MiB); iterations edgelr "
+        f"{runs['edgelr'][-1]['iterations']} (L-BFGS on the full data, after its warm start), scikit-learn "
+        f"{runs['sklearn'][-1]['iterations']}; objectives {objectives['edgelr']:.10f} (edgelr) vs "
+        f"{objectives['sklearn']:.10f}; first fits, wall (CPU): edgelr "
+        f"{pairs([r['first'] for r in runs['edgelr']], [r['first_cpu'] for r in runs['edgelr']])}, scikit-learn "
+        f"{pairs([r['first'] for r in runs['sklearn']], [r['first_cpu'] for r in runs['sklearn']])}; "
+        f"warm second fits (not the figure): edgelr {fmt_time(med['edgelr']['warm'])}, scikit-learn "
+        f"{fmt_time(med['sklearn']['warm'])} ({med['edgelr']['warm'] / med['sklearn']['warm']:.2f}×); "
+        f"peak extra memory of each fit: edgelr {[round(r['peak_mib']) for r in runs['edgelr']]} MiB, "
+        f"scikit-learn {[round(r['peak_mib']) for r in runs['sklearn']]} MiB")
+    limit_mib = 0.10 * x_mib
     return [
-        at_most(f"{count(n)} × {N_FEATURES_MEMORY} in memory, fit: edgelr / scikit-learn lbfgs pipeline",
-                med["edgelr"], med["sklearn"], 0.25),
-        Row(f"{count(n)} × {N_FEATURES_MEMORY} in memory, final objective: edgelr vs scikit-learn",
-            f"{obj_ours:.8f}", f"{obj_theirs:.8f}", f"{rel:+.1e} rel.", "≤ +1e-6 rel.",
+        at_most(f"{count(n)} × {N_FEATURES_MEMORY} float32, first fit in a fresh process: edgelr / scikit-learn "
+                "lbfgs", med["edgelr"]["first"], med["sklearn"]["first"], 0.35),
+        Row(f"{count(n)} × {N_FEATURES_MEMORY} float32, final objective: edgelr vs scikit-learn",
+            f"{objectives['edgelr']:.8f}", f"{objectives['sklearn']:.8f}", f"{rel:+.1e} rel.", "≤ +1e-6 rel.",
             "PASS" if rel <= 1e-6 else "MISS"),
+        Row(f"{count(n)} × {N_FEATURES_MEMORY} float32, peak memory added by the fit (ref: scikit-learn)",
+            fmt_mib(med["edgelr"]["peak_mib"]), fmt_mib(med["sklearn"]["peak_mib"]),
+            f"{med['edgelr']['peak_mib'] / x_mib:.1%} of X", f"≤ {limit_mib:.0f} MiB (10% of X)",
+            "PASS" if med["edgelr"]["peak_mib"] <= limit_mib else "MISS"),
     ]
 
 
@@ -324,7 +371,7 @@ def end_to_end(ctx: Context) -> list[Row]:
                      f"{[round(r.seconds, 2) for r in runs['edgelr']]} s, pandas + scikit-learn "
                      f"{[round(r.seconds, 2) for r in runs['sklearn']]} s")
     return [at_most(f"{count(n)} × {N_FEATURES_CSV} CSV end to end: `edgelr train` / read_csv + scikit-learn fit",
-                    median_seconds(runs["edgelr"]), median_seconds(runs["sklearn"]), 1.0)]
+                    median_seconds(runs["edgelr"]), median_seconds(runs["sklearn"]), 0.7)]
 
 
 def memory(ctx: Context) -> list[Row]:
@@ -395,7 +442,7 @@ def data_parallel(ctx: Context) -> list[Row]:
 
 
 FIGURES: dict[str, tuple[str, Callable[[Context], list[Row]]]] = {
-    "1": ("in memory × 100, edgelr vs scikit-learn", in_memory),
+    "1": ("in memory × 100 float32, first fit, edgelr vs scikit-learn", in_memory),
     "2": ("CSV × 50 end to end, `edgelr train` vs pandas + scikit-learn", end_to_end),
     "3": ("CSV × 50, peak memory with `--memory-budget`", memory),
     "4": ("CSV × 50, torchrun 2 ranks vs 1 process", data_parallel),

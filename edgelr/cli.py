@@ -8,10 +8,13 @@ on an ONNX file stay torch-free.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -93,32 +96,37 @@ def train(data, dataset, label, features, C, penalty, optimizer, lr, epochs, bat
     _require_training_extra("train", ("torch",))
     if report_dir is not None:
         _require_report_extra("train --report")  # before training, not after minutes of it
-    from edgelr.estimator import LogisticRegression
+    from edgelr.encoding import EncodingSpec
     from edgelr.outofcore import default_budget, needs_streaming, parse_size
+    from edgelr.settings import train_settings
 
     if data is not None and dataset is not None:
         raise click.UsageError(f"DATA ({data}) and --dataset {dataset} both name the training rows; give one")
     budget = parse_size(memory_budget) if memory_budget is not None else default_budget()
     feature_list = _names(features)
-    estimator = LogisticRegression(
+    params = dict(
         C=C, penalty=penalty, class_weight=None if class_weight == "none" else class_weight,
         standardize=standardize, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
         seed=seed, device=device, impute=impute, missing_indicator=missing_indicator,
         categorical=tuple(_names(categorical) or ()), max_categories=max_categories,
     )
-    settings = estimator.settings()
-    estimator.encoding_spec()  # --missing-indicator without --impute fails before any reading
+    # Checked without torch: bad settings fail before it loads and before any row is read.
+    settings = train_settings(**{k: params[k] for k in ("C", "penalty", "optimizer", "lr", "epochs",
+                                                                 "batch_size", "seed", "class_weight")})
+    EncodingSpec(impute=impute, missing_indicator=missing_indicator, standardize=standardize).validate()
     streamed = data is not None and needs_streaming(data, budget)
     if streamed and report_dir is not None:
         raise ConfigError(f"{data}: --report scores rows in memory, and this file is past the memory budget; "
                           "expected 'edgelr report' on a sample of the rows instead")
     cluster = _torchrun_cluster(settings, device)
+    if cluster is None:
+        _import_meanwhile("edgelr.workflow")  # torch and the training code (~1 s) while the rows are read
     main_rank = cluster is None or cluster.is_main
     try:
         with _ProgressBar(enabled=not as_json and main_rank, total=settings.resolved_epochs) as progress:
-            result, rows = _train_job(data or dataset, estimator, out, label=label, features=feature_list,
-                                      budget=budget, streamed=streamed, val_fraction=val_fraction, progress=progress,
-                                      cluster=cluster, whole=report_dir is not None)
+            result, rows, estimator = _train_job(data or dataset, params, out, label=label, features=feature_list,
+                                                 budget=budget, streamed=streamed, val_fraction=val_fraction,
+                                                 progress=progress, cluster=cluster, whole=report_dir is not None)
     finally:
         if cluster is not None:
             cluster.close()
@@ -328,21 +336,23 @@ def report(checkpoint, data, out_dir, label, model) -> None:
     _echo_report(report_checkpoint(checkpoint, data, out_dir, label=label, model=model))
 
 
-def _train_job(data, estimator, out, *, label, features, budget, streamed, val_fraction, progress, cluster, whole):
-    """(TrainResult, Dataset or None): in memory, or streamed when DATA is past the budget.
+def _train_job(data, params: dict, out, *, label, features, budget, streamed, val_fraction, progress, cluster,
+               whole):
+    """(TrainResult, Dataset or None, the fitted LogisticRegression(**params)): in memory, or streamed when DATA
+    is past the budget.
 
-    Under torchrun each rank reads only its share of the rows, unless ``whole``: the
-    report draws every held-out row on rank 0.
+    The rows are read before the training code is imported (``_import_meanwhile`` loads
+    it meanwhile). Under torchrun each rank reads only its share of the rows, unless
+    ``whole``: the report draws every held-out row on rank 0.
     """
-    from edgelr.data import STUDENTS_NAME, builtin, read_csv
-    from edgelr.workflow import train_checkpoint, train_streamed
+    from edgelr.data import STUDENTS_NAME, ReadOptions, builtin, read_csv
 
+    options = ReadOptions(categorical=params["categorical"], impute=params["impute"] is not None,
+                          max_categories=params["max_categories"])
+    dataset = None
     if streamed:
-        result = train_streamed(data, estimator, out, budget=budget, label=label, features=features,
-                                val_fraction=val_fraction, progress=progress, cluster=cluster)
-        return result, None
-    options = estimator.read_options()
-    if isinstance(data, str) or data is None:  # a built-in data set's name (--dataset), or none
+        pass  # read chunk by chunk by train_streamed
+    elif isinstance(data, str) or data is None:  # a built-in data set's name (--dataset), or none
         dataset = builtin(data or STUDENTS_NAME, options, label=label, features=features)
     elif cluster is not None and not whole:
         from edgelr.distributed import read_share
@@ -350,8 +360,30 @@ def _train_job(data, estimator, out, *, label, features, budget, streamed, val_f
         dataset = read_share(data, label=label, features=features, cluster=cluster, options=options)  # its rows
     else:
         dataset = read_csv(data, label=label, features=features, options=options)
+    from edgelr.estimator import LogisticRegression
+    from edgelr.workflow import train_checkpoint, train_streamed
+
+    estimator = LogisticRegression(**params)
+    if streamed:
+        return train_streamed(data, estimator, out, budget=budget, label=label, features=features,
+                              val_fraction=val_fraction, progress=progress, cluster=cluster), None, estimator
     result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress, cluster=cluster)
-    return result, dataset
+    return result, dataset, estimator
+
+
+def _import_meanwhile(module: str) -> None:
+    """Import ``module`` on a thread while this one goes on (reading the rows).
+
+    Importing torch takes about a second of one core, while pandas parses a CSV with its
+    GIL released: the two overlap. A later import of the module waits for this one to
+    finish (the import lock); an error is left for that import to raise. The thread is
+    not a daemon: an early exit waits for it rather than tearing torch down half-loaded.
+    """
+    def load() -> None:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+    threading.Thread(target=load, name=f"import {module}").start()
 
 
 def _is_user_error(exc: Exception) -> bool:

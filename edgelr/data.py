@@ -713,9 +713,13 @@ def _all_numeric(source: str | io.BufferedIOBase, width: int, *, allow_missing: 
     ``allow_missing``, spec section 2's missing cells are NaN (pandas only; the caller
     checks which columns may hold them).
 
-    pandas' C parser when pandas is installed (the training extra has it: ~2x numpy's on
-    1M x 50, bench/readers.py), else numpy's.
+    polars' parser for a file without missing cells when polars is installed (the
+    training extra has it: 1M x 50 in about half of pandas' time, bench/readers.py);
+    pandas' C parser otherwise (~2x numpy's), else numpy's.
     """
+    if isinstance(source, str) and not allow_missing:
+        with contextlib.suppress(ImportError):
+            return _all_numeric_polars(source, width)
     try:
         import pandas as pd
     except ImportError:
@@ -739,6 +743,29 @@ def _all_numeric(source: str | io.BufferedIOBase, width: int, *, allow_missing: 
     if allow_missing and np.isnan(table[:, -1]).any():
         return None
     return table
+
+
+def _all_numeric_polars(path: str, width: int) -> np.ndarray | None:
+    """``_all_numeric`` of a file by polars (its threads parse byte ranges of the file in parallel).
+
+    Every cell polars takes as a float64 is a number of spec section 2's syntax or a
+    non-finite value; it refuses the rest ('1_000', '0x1', a trailing space: the exact
+    reader then reads the file). A blank line or a short row reads as nulls, which are
+    NaN here, and a long row is an error: both fall back too.
+    """
+    import polars as pl
+
+    try:
+        # Columns by position (the exact reader checked the header): no name rules of polars' own apply.
+        frame = pl.read_csv(path, has_header=False, skip_rows=1, schema={f"c{i}": pl.Float64 for i in range(width)},
+                            encoding="utf8", quote_char='"')
+    except (pl.exceptions.PolarsError, OSError, ValueError):
+        return None
+    if frame.height == 0:
+        return None
+    table = frame.to_numpy()
+    del frame
+    return table if _all_finite(table) else None
 
 
 def _all_finite(table: np.ndarray) -> bool:

@@ -24,7 +24,8 @@ from edgelr.errors import ConfigError, DataError
 from edgelr.metrics import classification_metrics
 from edgelr.model import LogisticModel
 from edgelr.rows import encode_in_memory
-from edgelr.train import Objective, ProgressFn, SumFn, TrainSettings, balanced_weights, fit, resolve_device
+from edgelr.settings import TrainSettings, train_settings
+from edgelr.train import Objective, ProgressFn, SumFn, balanced_weights, fit, resolve_device
 
 
 class LogisticRegression:
@@ -53,7 +54,7 @@ class LogisticRegression:
     max_categories : int, default 1000
         More distinct values than this in a text column is an error (an id column).
     optimizer : {"lbfgs", "sgd", "adam"}, default "lbfgs"
-    lr, epochs, batch_size, tol, seed : see ``edgelr.train.TrainSettings``
+    lr, epochs, batch_size, tol, seed : see ``edgelr.settings.TrainSettings``
     device : str, default "auto"
         "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
 
@@ -346,14 +347,9 @@ class LogisticRegression:
 
     def settings(self) -> TrainSettings:
         """The validated optimizer settings these parameters describe."""
-        settings = TrainSettings(
-            C=self.C, penalty=self.penalty, optimizer=self.optimizer, lr=self.lr, epochs=self.epochs,
-            batch_size=self.batch_size, tol=self.tol, seed=self.seed,
-        )
-        settings.validate()
-        if self.class_weight not in (None, "balanced"):
-            raise ConfigError(f"class_weight '{self.class_weight}' is unknown; expected None or 'balanced'")
-        return settings
+        return train_settings(C=self.C, penalty=self.penalty, optimizer=self.optimizer, lr=self.lr,
+                              epochs=self.epochs, batch_size=self.batch_size, tol=self.tol, seed=self.seed,
+                              class_weight=self.class_weight)
 
     @staticmethod
     def _feature_names(names: Sequence[str] | None, n_features: int) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,14 +19,8 @@ import torch.nn.functional as F
 from edgelr.errors import ConfigError
 from edgelr.model import LogisticModel, category_table, logits
 from edgelr.optim import LBFGS, Adam, sgd_step
-from edgelr.rows import ordered_map
-
-OPTIMIZERS = ("lbfgs", "sgd", "adam")
-PENALTIES = ("l2", "none")
-
-# Optimizer-specific defaults, used when the user gives no --lr / --epochs.
-DEFAULT_LR = {"lbfgs": 1.0, "sgd": 0.1, "adam": 0.01}
-DEFAULT_EPOCHS = {"lbfgs": 100, "sgd": 100, "adam": 100}
+from edgelr.rows import one_torch_thread, ordered_map
+from edgelr.settings import DEFAULT_LR, TrainSettings
 
 ProgressFn = Callable[[int, float], None]
 SumFn = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks (identity in one process)
@@ -40,40 +33,6 @@ _FLOAT64_CELLS = 2**22  # rows x features up to which the objective's products r
 _WARM_ROWS = 65_536
 _WARM_STEP = 8
 _WARM_ROWS_PER_PARAMETER = 20
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How to minimize; what to minimize comes from C and penalty."""
-
-    C: float = 1.0  # inverse L2 strength, as scikit-learn's C
-    penalty: str = "l2"  # "l2" or "none"
-    optimizer: str = "lbfgs"  # full-batch L-BFGS with a strong-Wolfe line search
-    lr: float | None = None  # None: DEFAULT_LR[optimizer]
-    epochs: int | None = None  # L-BFGS: most iterations; sgd/adam: passes over the data
-    batch_size: int | None = None  # None: full batch
-    tol: float = 1e-6  # L-BFGS stops when max |gradient| falls below this
-    seed: int = 0  # mini-batch shuffling
-
-    @property
-    def resolved_epochs(self) -> int:
-        return self.epochs if self.epochs is not None else DEFAULT_EPOCHS[self.optimizer]
-
-    def validate(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer '{self.optimizer}' is unknown; expected one of {', '.join(OPTIMIZERS)}")
-        if self.penalty not in PENALTIES:
-            raise ConfigError(f"penalty '{self.penalty}' is unknown; expected one of {', '.join(PENALTIES)}")
-        if not 0 < self.C < math.inf:
-            raise ConfigError(f"C must be a finite number > 0, got {self.C}")
-        if self.lr is not None and not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.epochs is not None and self.epochs < 0:
-            raise ConfigError(f"epochs must be >= 0, got {self.epochs}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.optimizer == "lbfgs" and self.batch_size is not None:
-            raise ConfigError("lbfgs is a full-batch method; --batch-size needs --optimizer sgd or adam")
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -123,6 +82,9 @@ class Objective:
         # L-BFGS short of ``tol`` where the data leave a direction nearly flat. Few rows
         # cost little in float64; on many the roughness averages away.
         self.dtype = torch.float64 if self.n_total * model.linear.in_features <= _FLOAT64_CELLS else torch.float32
+        # Threads summing blocks at once (ordered_map): the cores torch may use, read
+        # here because ``fit`` turns torch's own threads off while it runs.
+        self.workers = torch.get_num_threads()
 
     def batch_loss(self, X: torch.Tensor, slots: torch.Tensor | None, y: torch.Tensor,
                    w: torch.Tensor | None) -> torch.Tensor:
@@ -152,7 +114,7 @@ class Objective:
         affine = self.rows.affine
         Wp, bp = affine.fold(W.to(self.dtype), b)  # the blocks' coordinates; bp in float64
         total = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
-        workers = torch.get_num_threads() if self.rows.parallel_blocks and W.device.type == "cpu" else 1
+        workers = self.workers if self.rows.parallel_blocks and W.device.type == "cpu" else 1
         table = category_table(Wp, self.model.n_numeric)
         for part in ordered_map(lambda block: self._block_sums(block, Wp, bp, table, grad), self.rows.blocks(),
                                 workers):
@@ -270,10 +232,12 @@ def fit(objective: Objective, settings: TrainSettings, progress: ProgressFn | No
     """
     lr = settings.lr if settings.lr is not None else DEFAULT_LR[settings.optimizer]
     params = list(objective.model.linear.parameters())
-    if settings.optimizer == "lbfgs":
-        history = _fit_lbfgs(objective, params, lr, settings.resolved_epochs, settings.tol, progress, validation)
-    else:
-        history = _fit_first_order(objective, params, settings, lr, settings.resolved_epochs, progress, validation)
+    with one_torch_thread():  # the passes sum blocks on threads of their own
+        if settings.optimizer == "lbfgs":
+            history = _fit_lbfgs(objective, params, lr, settings.resolved_epochs, settings.tol, progress, validation)
+        else:
+            history = _fit_first_order(objective, params, settings, lr, settings.resolved_epochs, progress,
+                                       validation)
     bad = next((h for h in history if not math.isfinite(h["loss"])), None)
     if bad is not None or not all(torch.isfinite(p).all() for p in params):
         epoch = bad["epoch"] if bad else history[-1]["epoch"]
