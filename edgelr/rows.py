@@ -204,6 +204,14 @@ def encode_in_memory(X: np.ndarray, layout: Layout, spec: EncodingSpec, y: np.nd
     anything else one pass to fit the encoding (a median takes a few more) and one to
     encode.
     """
+    # torch's OpenMP threads off: these passes are bound by reading X, and an OpenMP team
+    # was no faster on a quiet machine and 5-30x slower on a loaded one (its threads spin
+    # at every barrier while another process holds a core).
+    with one_torch_thread():
+        return _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place)
+
+
+def _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place):
     if layout.plain and spec.impute is None:
         def fit(stats: ColumnStats) -> Encoding:
             if not (np.isfinite(stats.moments.mean).all() and np.isfinite(stats.moments.m2).all()):
@@ -373,8 +381,8 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *,
     shift = torch.as_tensor(pilot, dtype=torch.float32 if X.dtype == np.float32 else torch.float64)
     moments = Moments.empty(X.shape[1])
     low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
-    # One Python thread, torch's threads sharing each chunk's operations: threads of our
-    # own here (as the objective's passes have) held more memory and were no faster.
+    # One thread, chunk by chunk (the caller may turn torch's threads off: encode_in_memory
+    # does); threads of our own here, as the objective's passes have, held more memory.
     for start, part in row_chunks(X, index, CACHE_CELLS):
         part = torch.from_numpy(np.asarray(part, dtype=shift.numpy().dtype))
         dev = part - shift

@@ -184,11 +184,13 @@ class Objective:
         affine = self.rows.affine
         W, b = affine.fold(self.model.linear.weight.detach(), self.model.linear.bias.detach())  # (1, d), (1,)
         d = W.shape[1]
-        H = torch.zeros(d + 1, d + 1, dtype=torch.float64, device=W.device)
-        for X, _, _, w in self.rows.blocks():
+
+        def block_hessian(block) -> torch.Tensor:
+            X, _, _, w = block
             X = affine.block(X, W.dtype)
             p = torch.sigmoid((X @ W.T).double() + b)  # (m, 1)
             D = p * (1.0 - p) if w is None else p * (1.0 - p) * w[:, None]
+            H = torch.zeros(d + 1, d + 1, dtype=torch.float64, device=W.device)
             # [X, 1]^T D [X, 1] by parts (no copy of the block with a column of ones), a
             # few thousand rows at a time: the weighted rows are a cache-sized temporary.
             for start in range(0, X.shape[0], _HESSIAN_ROWS):
@@ -196,7 +198,13 @@ class Objective:
                 XD = part * Dp
                 H[:d, :d] += (part.T @ XD).double()
                 H[:d, d] += XD.sum(dim=0).double()
-            H[d, d] += D.sum()
+            H[d, d] = D.sum()
+            return H
+
+        workers = self.workers if self.rows.parallel_blocks and W.device.type == "cpu" else 1
+        H = torch.zeros(d + 1, d + 1, dtype=torch.float64, device=W.device)
+        for part in ordered_map(block_hessian, self.rows.blocks(), workers):
+            H += part  # in block order: the same sums whatever the thread count
         H[d, :d] = H[:d, d]
         H = affine.hessian(self.sum_ranks(H) / self.n_total)
         H[:d, :d].diagonal().add_(self.l2)
