@@ -11,6 +11,12 @@ fastest first; the first that passes the parity check is written:
   precision on features with a large mean and a small spread (timestamps).
 - ``standardized``: ``(x - mean) / scale`` in float32, then the linear layer.
 - ``float64``: standardization and logits in float64, probabilities cast to float32.
+
+Every variant makes a row's probabilities NaN when its logits are not finite (a NaN or an
+infinity among its inputs, NaN where the model does not impute, or logits past float32),
+where the plain sigmoid or softmax would give a confident 0 or 1 for an infinity: the
+metadata key ``edgelr.non_finite`` = ``"nan"`` says so, and the edge Predictor then finds
+bad inputs from the NaN rows alone, without rescanning rows that merely saturate.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from edgelr.errors import ConfigError, ModelFileError, ParityError
 from edgelr.fileio import atomic_path
 from edgelr.model import category_table, probabilities
 from edgelr.parity import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport, check_parity, session_for
-from edgelr.runtime import Predictor
+from edgelr.runtime import NAN_ROWS, NAN_ROWS_KEY, Predictor
 
 GRAPHS = ("folded", "standardized", "float64")
 MIN_OPSET = 18  # the dynamo exporter's lowest opset
@@ -138,6 +144,9 @@ class ExportGraph(nn.Module):
         z = self._numeric(features)  # (batch,) binary, (batch, n_classes) otherwise
         if self.text:
             z = z + self._categories(ids)  # each row's category coefficients
+        # z - z is 0 for a finite logit and NaN for an infinite one: a row whose logits are not
+        # finite scores NaN probabilities, not a confident 0 or 1 (edgelr.non_finite = "nan").
+        z = z + (z - z)
         if not self.binary:
             return torch.argmax(z, dim=1), probabilities(z).to(torch.float32)
         proba = probabilities(z[:, None]).to(torch.float32)  # (batch, 2); sigmoid stays in [0, 1], no clamp
@@ -330,6 +339,7 @@ def add_metadata(model: onnx.ModelProto, state: dict, extra: dict) -> None:
         **ranges,
         **({"edgelr.impute": encoding.impute} if encoding.impute else {}),
         "edgelr.format": METADATA_FORMAT,
+        NAN_ROWS_KEY: NAN_ROWS,
         "edgelr.version": __version__,
         "edgelr.feature_names": json.dumps(state["feature_names"]),
         "edgelr.classes": json.dumps(state["classes"]),

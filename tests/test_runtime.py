@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -17,9 +20,12 @@ from hypothesis.extra.numpy import arrays
 from onnx.external_data_helper import convert_model_to_external_data
 from sklearn.metrics import accuracy_score, log_loss
 
+import edgelr.runtime as runtime
 from edgelr.cli import main
 from edgelr.runtime import Predictor, PredictorError
 from tests.conftest import make_data, write_csv
+
+REFERENCE = Path(__file__).resolve().parents[1] / "models" / "reference"
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +247,137 @@ def test_finite_but_overflowing_features_are_an_error_not_nan(multiclass):
     assert np.isnan(raw[2]).any() and np.isfinite(raw[:2]).all()  # what the graph alone would return
     with pytest.raises(PredictorError, match="row 2: feature values too large to score in float32"):
         multiclass.predict_proba(X)
+
+
+# -- the hot path (issue 11): rows independent of the batch, non-finite inputs from NaN rows ---
+
+
+@pytest.fixture(scope="module")
+def imputing_onnx(tmp_path_factory) -> Path:
+    """A numeric model trained with --impute mean on rows with empty cells."""
+    tmp = tmp_path_factory.mktemp("impute")
+    X, y = make_data(2, n_rows=400, seed=7)
+    rows = [["" if (i + j) % 11 == 0 else repr(v) for j, v in enumerate(row)] + [label]
+            for i, (row, label) in enumerate(zip(X.tolist(), y))]
+    data = write_csv(tmp / "train.csv", ["f0", "f1", "f2", "f3", "f4", "target"], rows)
+    runner = CliRunner()
+    for args in (["train", str(data), "--impute", "mean", "--val-fraction", "0", "-o", str(tmp / "m.pt")],
+                 ["export", str(tmp / "m.pt"), "-o", str(tmp / "m.onnx")]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+    return tmp / "m.onnx"
+
+
+@pytest.fixture(params=["binary", "multiclass"])
+def predictor(request) -> Predictor:
+    return Predictor(request.getfixturevalue(f"{request.param}_onnx"))
+
+
+def saturating_rows(n: int, seed: int) -> np.ndarray:
+    """Rows of which about a third lie far out: probabilities exactly 0 or 1 in float32."""
+    X, _ = make_data(2, n_rows=n, seed=seed)
+    rng = np.random.default_rng(seed)
+    far = rng.random(n) < 0.3
+    X[far] = X[far] * 400.0
+    return X.astype(np.float32)
+
+
+def test_rows_score_the_same_whatever_the_batch(predictor, monkeypatch):
+    """Bit for bit: alone, in batches of any size, across the chunks of a big batch."""
+    monkeypatch.setattr(runtime, "_CHUNK_ROWS", 64)  # the chunked path on a small batch
+    X = saturating_rows(1000, seed=1)
+    whole = predictor.predict_proba(X)
+    assert (whole == 0).any()  # some rows saturate
+    labels = predictor.predict(X)
+    alone = np.vstack([predictor.predict_proba(X[i:i + 1]) for i in range(0, 1000, 7)])
+    np.testing.assert_array_equal(alone, whole[::7])
+    rng = np.random.default_rng(0)
+    cuts = np.sort(rng.choice(np.arange(1, 1000), 25, replace=False))
+    parts = np.split(np.arange(1000), cuts)
+    np.testing.assert_array_equal(np.vstack([predictor.predict_proba(X[p]) for p in parts]), whole)
+    np.testing.assert_array_equal(np.concatenate([predictor.predict(X[p]) for p in parts]), labels)
+    both_labels, both = predictor.predict_with_proba(X)
+    np.testing.assert_array_equal(both, whole)
+    np.testing.assert_array_equal(both_labels, labels)
+
+
+@pytest.mark.parametrize("chunk", [None, 64])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_named_in_saturated_and_ordinary_rows(predictor, monkeypatch, chunk, bad):
+    if chunk:
+        monkeypatch.setattr(runtime, "_CHUNK_ROWS", chunk)
+    X = saturating_rows(600, seed=2)
+    proba = predictor.predict_proba(X)  # saturated finite rows: no error
+    saturated = np.flatnonzero((proba == 0).any(axis=1))
+    ordinary = np.flatnonzero((proba > 1e-3).all(axis=1))
+    assert saturated.size > 20 and ordinary.size > 20
+    for row in (saturated[11], ordinary[13], saturated[-1], ordinary[-1]):
+        for col in (0, 4):
+            Y = X.copy()
+            Y[row, col] = bad
+            Y[row + 1:, 2] = bad  # later bad cells: the first one is named
+            with pytest.raises(PredictorError, match=rf"^row {row}, feature 'f{col}' is (nan|inf|-inf); expected "):
+                predictor.predict_proba(Y)
+            with pytest.raises(PredictorError, match=rf"^row {row}, feature 'f{col}'"):
+                predictor.predict(Y)
+
+
+def test_imputing_model_takes_nan_and_refuses_infinity(imputing_onnx, monkeypatch):
+    predictor = Predictor(imputing_onnx)
+    X = saturating_rows(300, seed=3)
+    X[::5, 1] = np.nan  # missing: imputed in the graph
+    for chunk in (None, 32):
+        if chunk:
+            monkeypatch.setattr(runtime, "_CHUNK_ROWS", chunk)
+        proba = predictor.predict_proba(X)
+        assert np.isfinite(proba).all()
+        for row in (7, 250):
+            Y = X.copy()
+            Y[row, 3] = np.inf
+            with pytest.raises(PredictorError, match=rf"^row {row}, feature 'f3' is inf"):
+                predictor.predict_proba(Y)
+
+
+def test_finite_inputs_whose_logits_overflow_are_an_error(predictor):
+    """An error exactly when the graph's logits overflow float32 (its output has NaN for the row)."""
+    for values in ([3e38, -3e38, 3e38, -3e38, 3e38], [3e38] * 5, [-3e38] * 5, [1e30] * 5):
+        X = np.zeros((40, 5), dtype=np.float32)
+        X[33] = values
+        raw = predictor.session.run(["probabilities"], {"features": X})[0]
+        if np.isnan(raw[33]).any():
+            with pytest.raises(PredictorError, match="^row 33: feature values too large to score in float32"):
+                predictor.predict_proba(X)
+        else:
+            np.testing.assert_array_equal(predictor.predict_proba(X), raw)
+
+
+@pytest.mark.parametrize("name", ["students-v0.1.0.onnx", "three-classes-v0.1.0.onnx", "students-v0.1.0.ort"])
+def test_earlier_files_keep_the_exact_zero_check(name, monkeypatch):
+    """Exported before edgelr.non_finite: a non-finite input still found, saturated rows still fine."""
+    predictor = Predictor(REFERENCE / name)
+    assert runtime.NAN_ROWS_KEY not in predictor.metadata
+    rows = json.loads((REFERENCE / name.replace(".onnx", ".json").replace(".ort", ".json")).read_text())["rows"]
+    X = np.asarray(rows, dtype=np.float32)
+    X = np.vstack([X, X * 1e4, X * -1e4] * 30)  # far out: exact zeros
+    for chunk in (None, 16):
+        if chunk:
+            monkeypatch.setattr(runtime, "_CHUNK_ROWS", chunk)
+        proba = predictor.predict_proba(X)
+        assert (proba == 0).any()
+        Y = X.copy()
+        Y[len(X) - 5, 1] = np.inf
+        with pytest.raises(PredictorError, match=rf"^row {len(X) - 5}, feature '{predictor.feature_names[1]}' is inf"):
+            predictor.predict_proba(Y)
+
+
+def test_export_marks_and_propagates_non_finite_rows(binary_onnx, multiclass_onnx):
+    for path in (binary_onnx, multiclass_onnx):
+        model = onnx.load(str(path))
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert meta[runtime.NAN_ROWS_KEY] == runtime.NAN_ROWS
+        assert [o.name for o in model.graph.output] == ["label", "probabilities"]  # the contract's outputs only
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        X = np.ones((4, 5), dtype=np.float32)
+        X[1, 0], X[2, 3], X[3] = np.inf, -np.inf, 1e5
+        proba = session.run(["probabilities"], {"features": X})[0]
+        assert np.isnan(proba[1:3]).all() and np.isfinite(proba[[0, 3]]).all()
