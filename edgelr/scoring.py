@@ -5,13 +5,14 @@ Torch-free: numpy, onnxruntime, and edgelr's numpy-only data and metrics modules
 
 from __future__ import annotations
 
-import csv
 import os
+from collections.abc import Iterator
 from typing import TextIO
 
 import numpy as np
 
-from edgelr.data import iter_raw_blocks, read_label_cells
+from edgelr.csvblocks import NotFast, PredictionWriter, numeric_blocks
+from edgelr.data import is_regular_file, iter_raw_blocks, open_table, read_label_cells
 from edgelr.errors import DataError
 from edgelr.metrics import classification_metrics
 from edgelr.runtime import Predictor
@@ -23,17 +24,50 @@ def predict_csv(predictor: Predictor, data: str | os.PathLike, out: TextIO) -> i
     Feature columns are picked from the CSV by name, so a file that still holds the label
     or an id column scores as is. Rows stream through in blocks: memory stays flat.
     """
-    writer = csv.writer(out, lineterminator="\n")
+    writer = PredictionWriter(out, predictor._class_array)
     rows = 0
-    for numbers, text in iter_raw_blocks(data, predictor.feature_names, predictor.categorical_names,
-                                         allow_missing=predictor.impute is not None):
-        labels, proba = predictor.score(numbers, text)
-        if rows == 0:  # the header only once the file has proved readable: no stray line on stdout
-            writer.writerow(["label", *(f"probability_{c}" for c in predictor.classes)])
-        # %.9g keeps every float32 digit; the label column is the class name.
-        writer.writerows([label, *(f"{p:.9g}" for p in row)] for label, row in zip(labels, proba.tolist()))
-        rows += proba.shape[0]
+    for numbers, text, skip in feature_blocks(predictor, data):
+        labels, proba = predictor.score(numbers, text, as_index=True)
+        if not writer.started:  # the header only once the file has proved readable: no stray line on stdout
+            writer.header()
+        writer.rows(labels[skip:], proba[skip:])
+        rows += proba.shape[0] - skip
     return rows
+
+
+def feature_blocks(predictor: Predictor,
+                   data: str | os.PathLike) -> Iterator[tuple[np.ndarray, np.ndarray | None, int]]:
+    """(numbers, text or None, rows to skip) per block of the CSV's rows, as the model takes them.
+
+    A regular file of a model without text columns goes through edgelr.csvblocks' fast
+    parse, block after block. Where that parse declines a block (quotes, missing cells, a
+    word, anything it cannot prove it reads exactly as the exact reader does), the exact
+    reader takes over from the start of the file: its blocks of rows already written are
+    passed over, and the one that holds the first row not written yet is scored whole, its
+    first ``skip`` rows not written again. So the exact reader's messages, and the
+    Predictor's ("row i" of the block), are what they always were.
+    """
+    path = os.fspath(data)
+    numeric, text = predictor.feature_names, predictor.categorical_names
+    done = 0
+    if not text and is_regular_file(path):
+        with open_table(path) as table:  # the header's checks and messages are the exact reader's
+            table.require(numeric, what="feature column")
+            header = table.header
+        try:
+            for block in numeric_blocks(path, len(header), [header.index(name) for name in numeric]):
+                yield block, None, 0
+                done += block.shape[0]
+            if done:
+                return
+        except NotFast:
+            pass
+    seen = 0
+    for numbers, cells in iter_raw_blocks(path, numeric, text, allow_missing=predictor.impute is not None):
+        n = numbers.shape[0]
+        if seen + n > done:
+            yield numbers, cells, max(0, done - seen)
+        seen += n
 
 
 def evaluate_csv(predictor: Predictor, data: str | os.PathLike, label: str) -> dict[str, float]:
