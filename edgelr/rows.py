@@ -384,11 +384,12 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *,
     # One thread, chunk by chunk (the caller may turn torch's threads off: encode_in_memory
     # does); threads of our own here, as the objective's passes have, held more memory.
     for start, part in row_chunks(X, index, CACHE_CELLS):
-        part = torch.from_numpy(np.asarray(part, dtype=shift.numpy().dtype))
-        dev = part - shift
-        if out is not None:
-            out[start : start + part.shape[0]] = dev
         m = part.shape[0]
+        part = np.asarray(part, dtype=shift.numpy().dtype)
+        dev = np.subtract(part, shift.numpy())  # numpy: fast whatever X's memory order (pandas': Fortran)
+        if out is not None:
+            out.numpy()[start : start + m] = dev
+        part, dev = torch.from_numpy(part), torch.from_numpy(dev)
         s1 = dev.sum(dim=0).double().numpy()
         s2 = dev.square_().sum(dim=0).double().numpy()
         with np.errstate(over="ignore", invalid="ignore"):  # the moments report overflow and NaN

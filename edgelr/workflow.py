@@ -23,7 +23,7 @@ from edgelr.errors import DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
 from edgelr.metrics import MetricsAccumulator, classification_metrics
 from edgelr.model import logits, probabilities
-from edgelr.rows import InMemoryRows, StreamedRows, encode_in_memory, encoder
+from edgelr.rows import InMemoryRows, StreamedRows, encode_in_memory, encoder, one_torch_thread
 from edgelr.train import ProgressFn, resolve_device
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ def _in(source: str):
 
 
 def _metrics_of_source(estimator: LogisticRegression, source, cluster: Cluster | None) -> dict:
-    """Metrics of the fitted model on a row source's standardized float32 blocks, over all ranks.
+    """Metrics of the fitted model on a row source's float32 blocks, over all ranks.
 
     The same float32 features training used (and the exported graph takes), in blocks:
     no second standardization pass in float64, no probabilities of every row held.
@@ -219,10 +219,12 @@ def _metrics_of_source(estimator: LogisticRegression, source, cluster: Cluster |
     W = torch.as_tensor(estimator.coef_, dtype=torch.float32)  # (k, d), standardized units
     b = torch.as_tensor(estimator.intercept_, dtype=torch.float32)
     metrics = MetricsAccumulator()
-    with torch.no_grad():
+    with torch.no_grad(), one_torch_thread():  # small products per block: an OpenMP team only waits
+        affine = source.affine  # blocks: the standardized rows, or the caller's raw rows (Affine.fold)
         for X, slots, y, _ in source.blocks():
-            proba = probabilities(logits(X, slots, W.to(X.device), b.to(X.device)).double())  # (m, n_classes)
-            metrics.update(y.cpu().numpy(), proba.cpu().numpy())
+            Wf, bf = affine.fold(W.to(X.device), b.to(X.device))
+            z = logits(affine.block(X, Wf.dtype), slots, Wf, Wf.new_zeros(Wf.shape[0])).double() + bf
+            metrics.update(y.cpu().numpy(), probabilities(z).cpu().numpy())  # (m, n_classes)
     return (cluster.combine_metrics(metrics) if cluster else metrics).result()
 
 
