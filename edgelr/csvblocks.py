@@ -37,15 +37,15 @@ import numpy as np
 
 __all__ = ["NotFast", "PredictionWriter", "numeric_blocks", "parse_block", "data_lines", "MAX_DIGITS", "BLOCK_BYTES"]
 
-BLOCK_BYTES = 1 << 18  # bytes of whole lines parsed at a time: ~27,000 cells, a few MB of temporaries
+BLOCK_BYTES = 1 << 19  # bytes of whole lines parsed at a time: ~54,000 cells, ~10 MB of temporaries
 MAX_DIGITS = 24  # characters of a cell besides its sign: three 8-byte words
 _PAD = 32  # bytes before and after a block, so that every gather stays inside the buffer
 _BRACKET = 2.0**-40  # relative half-width of the bracket; the float64 estimate is within ~2^-50
 _U = np.uint64
 _ZEROS = _U(0x3030303030303030)  # eight ASCII '0'
-_POINTS = _U(0x2E2E2E2E2E2E2E2E)  # eight '.'
+_POINT_VALUES = _U(0x1E1E1E1E1E1E1E1E)  # eight '.' xor '0'
+_ABOVE_9 = _U(0x7676767676767676)  # a byte above 9 plus this sets its top bit
 _ONES = _U(0x0101010101010101)
-_ADD = _U(0x4646464646464646)  # a byte above '9' plus this sets its top bit
 _HIGH = _U(0x8080808080808080)
 _LOW_BYTES = _U(0x000000FF000000FF)
 _MUL1 = _U(100 + (1000000 << 32))
@@ -76,25 +76,29 @@ class NotFast(Exception):
     """A block the fast parse cannot prove it reads as the exact reader does."""
 
 
-def parse_block(buf: bytes, width: int, cols: list[int]) -> np.ndarray:
+def parse_block(lines: Lines | bytes, width: int, cols: list[int]) -> np.ndarray:
     """The feature cells of whole CSV lines as float32 (n_lines, len(cols)).
 
-    buf : data lines, each ending with ``\\n`` (or ``\\r\\n``)
+    lines : data lines, each ending with ``\n`` (or ``\r\n``): a Lines buffer, or bytes
     width : fields per line (the header's)
     cols : the feature columns by position in the line, in the model's order
     Raises NotFast where the exact reader must read it.
     """
-    if b'"' in buf or b"\0" in buf:  # quoting changes how fields split; NUL some csv modules refuse
-        raise NotFast("a quote character or a NUL byte")
-    crlf = b"\r" in buf
-    if crlf and buf.count(b"\r") != buf.count(b"\r\n"):
+    if not isinstance(lines, Lines):
+        lines = Lines.of(lines)
+    buf, start, stop = lines.buffer, lines.start, lines.stop
+    if buf.find(b'"', start, stop) >= 0 or buf.find(b"\0", start, stop) >= 0:
+        raise NotFast("a quote character or a NUL byte")  # quoting changes how fields split; NUL, some csv modules
+    crlf = buf.find(b"\r", start, stop) >= 0
+    if crlf and buf.count(b"\r", start, stop) != buf.count(b"\r\n", start, stop):
         raise NotFast("a carriage return that does not end a line")
-    if not buf.isascii():
+    padded = np.frombuffer(buf, dtype=np.uint8)  # positions in it: cell positions + start
+    u = padded[start:stop]
+    if u.max(initial=0) >= 128:
         try:
-            buf.decode("utf-8")  # text columns may hold any UTF-8; the exact reader names a bad byte's line
+            bytes(u).decode("utf-8")  # text columns may hold any UTF-8; the exact reader names a bad byte's line
         except UnicodeDecodeError as exc:
             raise NotFast("not UTF-8") from exc
-    u = np.frombuffer(buf, dtype=np.uint8)
     ends = np.flatnonzero((u == 44) | (u == 10))  # each field's end: its comma or newline
     n_lines = int(np.count_nonzero(u == 10))
     if n_lines == 0 or ends.size != n_lines * width:
@@ -118,6 +122,7 @@ def parse_block(buf: bytes, width: int, cols: list[int]) -> np.ndarray:
         starts_grid[0, 0] = 0
         starts_grid[1:, 0] = ends.reshape(n_lines, width)[:-1, -1] + 1
         stops, starts = grid[:, cols].reshape(-1), starts_grid[:, cols].reshape(-1)
+    del ends, grid
     first = u[starts]
     negative = first == 45
     signed = negative | (first == 43)
@@ -125,17 +130,16 @@ def parse_block(buf: bytes, width: int, cols: list[int]) -> np.ndarray:
     lengths = stops - begins
     if lengths.min() < 1 or lengths.max() > MAX_DIGITS:
         raise NotFast("an empty cell, a lone sign, or a cell longer than the fast parse takes")
-    padded = np.frombuffer(b"0" * _PAD + buf + b"0" * _PAD, dtype=np.uint8)
-    values, ok = _decimals(padded, stops + _PAD, lengths)
+    values, ok = _decimals(padded, stops + start, lengths)
     if not ok.all():  # an exponent, or a cell that is not a number
         bad = np.flatnonzero(~ok)
-        values[bad] = _with_exponent(padded, stops[bad], begins[bad])
+        values[bad] = _with_exponent(padded, stops[bad] + start, begins[bad] + start)
     values *= _SIGN.take(negative.view(np.uint8))
     with np.errstate(over="ignore"):  # past float32: infinity, refused below
         low = (values * (1.0 - _BRACKET)).astype(np.float32)
         out = (values * (1.0 + _BRACKET)).astype(np.float32)
     for i in np.flatnonzero(low != out).tolist():  # near the midpoint of two float32 values
-        out[i] = np.float32(float(buf[starts[i]:stops[i]]))
+        out[i] = np.float32(float(buf[start + starts[i]:start + stops[i]]))
     if np.isinf(out).any():
         raise NotFast("a value too large for float32")
     return out.reshape(n_lines, len(cols))
@@ -149,128 +153,199 @@ def _decimals(padded: np.ndarray, stops: np.ndarray, lengths: np.ndarray) -> tup
     w = 8 * n_words
     window = np.ndarray(shape=(padded.size - w + 1,), dtype=_VOID[n_words], buffer=padded, strides=(1,))
     x = window[stops - w].view("<u8")  # (n * n_words,): each cell's words, right-aligned, in a row
+    # In place where it can be, and each temporary dropped once used: two parse threads' peak
+    # memory is most of predict's (~32 bytes per byte of the block otherwise).
     lead = w - lengths  # bytes of the window before the cell
     masks = np.empty((n, n_words), dtype=np.uint64)
     for k in range(n_words):
-        masks[:, k] = _LEAD[n_words][k].take(lead)
+        _LEAD[n_words][k].take(lead, out=masks[:, k])
+    del lead
+    # Byte values: a digit its value, '.' 0x1E, the bytes before the cell 0.
     x ^= _ZEROS
     x &= masks.reshape(-1)
-    x ^= _ZEROS  # the bytes before the cell are '0' now
-    d = x ^ _POINTS
-    flags = (d - _ONES) & ~d & _HIGH  # the top bit of each '.' byte (exact for the lowest one)
-    lowest = (flags & (_U(0) - flags)) >> _U(7)  # 2^(8 b) for the first '.' at byte b, else 0
-    x ^= lowest * _U(0x1E)  # that '.' becomes '0'
-    bad = ((x + _ADD) | (x - _ZEROS)) & _HIGH  # any other byte that is not a digit, a second '.' too
-    after = (lowest * _BYTE_INDEX) >> _U(56)  # characters after that '.' in its word (7 - b)
-    parts = _eight_digits(x).reshape(n, n_words)
+    flags = masks.reshape(-1)  # reused
+    del masks
+    np.bitwise_xor(x, _POINT_VALUES, out=flags)
+    lowest = flags - _ONES
+    np.invert(flags, out=flags)
+    flags &= lowest
+    flags &= _HIGH  # the top bit of each '.' byte (exact for the lowest one)
+    np.negative(flags, out=lowest)
+    lowest &= flags
+    lowest >>= _U(7)  # 2^(8 b) for the first '.' at byte b, else 0
     has = (flags != 0).reshape(n, n_words)
-    after = after.reshape(n, n_words).astype(np.int64)
+    del flags
+    x ^= lowest * _U(0x1E)  # that '.' becomes a digit 0
+    bad = x + _ABOVE_9
+    bad |= x
+    bad &= _HIGH  # a byte above 9: not a digit (a second '.' too)
     bad = bad.reshape(n, n_words)
-    # Column by column: numpy's reductions along a short axis are slow.
-    points, fraction, any_bad = has[:, 0].astype(np.int64), after[:, 0] * has[:, 0], bad[:, 0]
+    lowest *= _BYTE_INDEX
+    lowest >>= _U(56)  # characters after that '.' in its word (7 - b)
+    after = lowest.reshape(n, n_words)
+    del lowest
+    parts = _eight_digits(x).reshape(n, n_words)
+    del x
+    # Column by column: numpy's reductions along a short axis are slow. A point in word k has the
+    # characters after it in k, and 8 more per word right of it (``after`` is 0 for a word without one).
+    fraction, any_bad, has_point, two = after[:, 0], bad[:, 0], has[:, 0], None
+    if n_words > 1:
+        fraction = fraction + _U(8 * (n_words - 1)) * has[:, 0]
     for k in range(1, n_words):
-        # A point in word k has the characters after it in k, and 8 more per word right of it.
-        points = points + has[:, k]
-        fraction = fraction + (after[:, k] + 8 * (n_words - 1 - k)) * has[:, k]
+        fraction += after[:, k]
+        fraction += _U(8 * (n_words - 1 - k)) * has[:, k]
         any_bad = any_bad | bad[:, k]
-    if n_words > 1:  # the point's word has 8 characters per word right of it too
-        fraction = fraction + 8 * (n_words - 1) * has[:, 0]
-    whole = parts[:, 0] if n_words == 1 else parts[:, 0] * _U(10**8) + parts[:, 1] if n_words == 2 else None
-    has_point = points > 0
-    ok = (any_bad == 0) & (points <= 1) & (lengths - has_point >= 1)
-    f = fraction * (points == 1)  # 0 without a point (and for two, which ok refuses)
-    if whole is not None:  # the digits fit a uint64 exactly
-        right = np.remainder(whole, _POW10_INT.take(f))  # the digits after the point
-        left = (whole - right).astype(np.float64)
-        right = right.astype(np.float64)
+        both = has_point & has[:, k]
+        two = both if two is None else two | both
+        has_point = has_point | has[:, k]
+    del after, bad, has
+    ok = (any_bad == 0) & (lengths > has_point)  # and at least one digit
+    if two is not None:
+        ok &= ~two
+        fraction[two] = 0
+    if n_words <= 2:  # the digits fit a uint64 exactly
+        whole = parts[:, 0] if n_words == 1 else parts[:, 0] * _U(10**8) + parts[:, 1]
+        right = np.remainder(whole, _POW10_INT.take(fraction)).astype(np.float64)  # the digits after the point
+        whole = whole.astype(np.float64)
     else:
-        left, right = np.zeros(n), np.zeros(n)
+        whole, right = np.zeros(n), np.zeros(n)
         for k in range(n_words):
             shift = 8 * (n_words - 1 - k)
             part = parts[:, k]
-            r = np.remainder(part, _POW10_INT.take(np.clip(f - shift, 0, 8))).astype(np.float64)
-            scale = 10.0**shift
-            right += r * scale
-            left += (part.astype(np.float64) - r) * scale
-    # The point counted as a digit 0: dropping it divides the digits left of it by ten.
-    values = left * _POW10.take(150 - f - has_point) + right * _POW10.take(150 - f)
+            keep = np.minimum(np.maximum(fraction.astype(np.int64) - shift, 0), 8)
+            right += np.remainder(part, _POW10_INT.take(keep)).astype(np.float64) * 10.0**shift
+            whole += part.astype(np.float64) * 10.0**shift
+    # The point read as a digit 0 at place f: dropping it, the digits left of it move one place right,
+    # so the mantissa is whole / 10 + 0.9 right; no point: whole itself.
+    values = whole * 0.1
+    values += right * 0.9
+    values *= _POW10.take(151 - has_point.view(np.uint8) - fraction.astype(np.int64))
     return values, ok
 
 
 def _with_exponent(padded: np.ndarray, stops: np.ndarray, begins: np.ndarray) -> np.ndarray:
-    """Estimates of unsigned ``mantissa(e|E)[+-]d[d]`` cells (positions in the unpadded block); NotFast
-    for anything else."""
-    lengths = stops - begins
-    n, w = stops.size, MAX_DIGITS
-    window = np.ndarray(shape=(padded.size - w + 1,), dtype=_VOID[3], buffer=padded, strides=(1,))
-    chars = window[stops + _PAD - w].view(np.uint8).reshape(n, w)
-    own = np.arange(w) >= (w - lengths)[:, None]
-    is_e = ((chars | 32) == 101) & own  # 'e' or 'E'
-    if not (is_e.sum(axis=1) == 1).all():
-        raise NotFast("a cell that is not a number")
-    e_col = is_e.argmax(axis=1)
-    tail = w - 1 - e_col  # characters after the 'e'
-    sign = chars[np.arange(n), np.minimum(e_col + 1, w - 1)]
-    n_exp = tail - ((sign == 45) | (sign == 43))
-    last = chars[:, w - 1].astype(np.int64) - 48
-    before = chars[:, w - 2].astype(np.int64) - 48
-    two = n_exp == 2
-    if not (((n_exp == 1) | two) & (last >= 0) & (last < 10) & (~two | ((before >= 0) & (before < 10)))).all():
+    """Estimates of unsigned ``mantissa(e|E)[+-]d[d]`` cells (positions in ``padded``); NotFast for
+    anything else."""
+    # The last four characters (the bytes before a shorter cell are its separator, never 'e'): c[0] the last.
+    tail = np.ndarray(shape=(padded.size - 3,), dtype="<u4", buffer=padded, strides=(1,))[stops - 4]
+    c = [((tail >> np.uint32(8 * (3 - i))) & np.uint32(0xFF)).astype(np.int64) for i in range(4)]
+    is_e = [(ch | 32) == 101 for ch in c]  # 'e' or 'E'
+    digit = [(ch >= 48) & (ch <= 57) for ch in c]
+    sign = [(ch == 43) | (ch == 45) for ch in c]
+    # The exponent is 'e' and 1 digit, 'e' and 2 digits or a sign and 1 digit, or 'e', a sign and 2 digits.
+    one = is_e[1] & digit[0]
+    two = is_e[2] & digit[0] & (digit[1] | sign[1])
+    three = is_e[3] & digit[0] & digit[1] & sign[2]
+    if not (one | two | three).all():
         raise NotFast("a cell that is not a number, or an exponent of more than two digits")
-    exponent = np.where(two, before * 10 + last, last)
-    exponent = np.where(sign == 45, -exponent, exponent)
-    m_stops = stops - tail - 1
+    size = np.where(one, 2, np.where(two, 3, 4))  # characters of the exponent part, its 'e' too
+    tens = np.where(three | (two & digit[1]), c[1] - 48, 0)
+    exponent = tens * 10 + (c[0] - 48)
+    negative = (two & (c[1] == 45)) | (three & (c[2] == 45))
+    exponent = np.where(negative, -exponent, exponent)
+    m_stops = stops - size
     m_lengths = m_stops - begins
     if m_lengths.min() < 1:
         raise NotFast("an exponent without a mantissa")
-    mantissa, ok = _decimals(padded, m_stops + _PAD, m_lengths)
+    mantissa, ok = _decimals(padded, m_stops, m_lengths)
     if not ok.all():
         raise NotFast("a cell that is not a number")
     return mantissa * _POW10.take(150 + exponent)
 
 
 def _eight_digits(x: np.ndarray) -> np.ndarray:
-    """The value of the eight ASCII digits of each word, the first character in its lowest byte."""
-    x = x - _ZEROS
-    x = x * _U(10) + (x >> _U(8))
-    return (((x & _LOW_BYTES) * _MUL1 + ((x >> _U(16)) & _LOW_BYTES) * _MUL2) >> _U(32)) & _U(0xFFFFFFFF)
+    """The value of the eight digits (byte values 0-9) of each word, the first in its lowest byte; in place.
+
+    fast_float's parse_eight_digits_unrolled: pairs, then fours, then the eight, in 64-bit words.
+    """
+    x *= _U(2561)  # 10 * 256 + 1: each byte plus ten times the one below it
+    x >>= _U(8)
+    high = x >> _U(16)
+    x &= _LOW_BYTES
+    x *= _MUL1
+    high &= _LOW_BYTES
+    high *= _MUL2
+    x += high
+    x >>= _U(32)
+    return x
 
 
-def data_lines(handle, block_bytes: int = BLOCK_BYTES):
-    """Blocks of whole data lines, each ending with its newline, from a binary file after its header line.
+class Lines:
+    """Whole CSV lines at ``buffer[start:stop]``, each ending with its newline, with at least _PAD
+    bytes of the buffer before and after them (the parse's gathers reach that far)."""
+
+    __slots__ = ("buffer", "start", "stop")
+
+    def __init__(self, buffer: bytearray, start: int, stop: int):
+        self.buffer, self.start, self.stop = buffer, start, stop
+
+    @classmethod
+    def of(cls, data: bytes) -> Lines:
+        return cls(bytearray(_ZERO_PAD + data + _ZERO_PAD), _PAD, _PAD + len(data))
+
+    def tobytes(self) -> bytes:
+        return bytes(self.buffer[self.start:self.stop])
+
+
+_ZERO_PAD = b"0" * _PAD
+
+
+def data_lines(handle, block_bytes: int | None = None, buffers: int = 2) -> Iterator[Lines]:
+    """Blocks of whole data lines from a binary file, after its header line, read into ``buffers``
+    reused buffers (a block's buffer is filled again ``buffers`` blocks later: its parse must be done).
 
     Raises NotFast when the header line might not end at the first newline (a quote, a lone carriage
     return): only the csv module knows where such a header ends. Blank lines at the end of the file
     are dropped, as the exact reader skips them; a last line without a newline gets one.
     """
-    pending = handle.read(block_bytes)
-    if pending.startswith(b"\xef\xbb\xbf"):  # the UTF-8 byte order mark (the exact reader's utf-8-sig)
-        pending = pending[3:]
-    while b"\n" not in pending:  # a header longer than a block
+    block_bytes = block_bytes or BLOCK_BYTES
+    head = handle.read(block_bytes)
+    if head.startswith(b"\xef\xbb\xbf"):  # the UTF-8 byte order mark (the exact reader's utf-8-sig)
+        head = head[3:]
+    while b"\n" not in head:  # a header longer than a block
         more = handle.read(block_bytes)
         if not more:
             return  # no data line: the exact reader says what is wrong
-        pending += more
-    end = pending.index(b"\n") + 1
-    header = pending[:end]
+        head += more
+    end = head.index(b"\n") + 1
+    header = head[:end]
     if b'"' in header or header.count(b"\r") != header.count(b"\r\n"):
         raise NotFast("a header line that the csv module must split")
-    pending = pending[end:]
-    while True:
-        cut = pending.rfind(b"\n") + 1
-        body = pending[:cut]
-        lines = body.rstrip(b"\r\n")
-        if lines:  # held back: newlines after the last line, which may be blank lines at the end
-            lines = body[: len(lines) + (2 if body.startswith(b"\r\n", len(lines)) else 1)]
-            yield lines
-            pending = pending[len(lines):]
-        chunk = handle.read(block_bytes)
-        if not chunk:
-            break
-        pending += chunk
-    last = pending.rstrip(b"\r\n")
-    if last:
-        yield last + b"\n"
+    pending = head[end:]  # read, not yet handed out: a partial line, or newlines held back
+    ring = [bytearray(_ZERO_PAD) for _ in range(max(buffers, 1))]
+    turn, done = 0, False
+    while not done:
+        buffer = ring[turn % len(ring)]
+        turn += 1
+        size = _PAD + len(pending) + block_bytes + _PAD
+        if len(buffer) < size:
+            buffer.extend(bytes(size - len(buffer)))
+        buffer[_PAD:_PAD + len(pending)] = pending
+        filled = _PAD + len(pending)
+        got = handle.readinto(memoryview(buffer)[filled:filled + block_bytes])
+        done = not got
+        filled += got
+        if done:  # the end: a last line may lack its newline
+            filled = _rstrip_newlines(buffer, _PAD, filled)
+            if filled > _PAD:
+                buffer[filled:filled + 1] = b"\n"
+                yield Lines(buffer, _PAD, filled + 1)
+            return
+        cut = buffer.rfind(b"\n", _PAD, filled) + 1
+        stop = _rstrip_newlines(buffer, _PAD, cut) if cut else _PAD
+        if stop > _PAD:  # newlines after the last line are held back: they may be blank lines at the end
+            stop += 2 if buffer.startswith(b"\r\n", stop) else 1
+            pending = bytes(buffer[stop:filled])
+            yield Lines(buffer, _PAD, stop)
+        else:
+            pending = bytes(buffer[_PAD:filled])
+
+
+def _rstrip_newlines(buffer: bytearray, start: int, stop: int) -> int:
+    """The end of ``buffer[start:stop]`` less the \r and \n characters it ends with."""
+    while stop > start and buffer[stop - 1] in (10, 13):
+        stop -= 1
+    return stop
 
 
 class PredictionWriter:
@@ -330,9 +405,10 @@ def numeric_blocks(path: str, width: int, cols: list[int], *, threads: int = 2,
     with open(path, "rb") as handle, ThreadPoolExecutor(threads, thread_name_prefix="edgelr-csv") as pool:
         pending: collections.deque = collections.deque()
         try:
-            for buf in data_lines(handle, block_bytes):
-                pending.append(pool.submit(parse_block, buf, width, cols))
-                if len(pending) > threads:  # at most threads + 1 blocks in flight: memory stays flat
+            # At most threads + 1 blocks in flight, and one more being read: memory stays flat.
+            for lines in data_lines(handle, block_bytes, buffers=threads + 2):
+                pending.append(pool.submit(parse_block, lines, width, cols))
+                if len(pending) > threads:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

@@ -132,7 +132,7 @@ def test_parse_block_ignores_the_columns_it_does_not_score():
 ])
 def test_data_lines_whatever_the_block_size(text, lines):
     for size in (1, 2, 3, 7, 64, 1 << 16):
-        blocks = list(data_lines(io.BytesIO(text), size))
+        blocks = [block.tobytes() for block in data_lines(io.BytesIO(text), size)]
         assert b"".join(blocks) == lines
         assert all(b.endswith(b"\n") for b in blocks)
 
