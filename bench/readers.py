@@ -126,7 +126,7 @@ READERS = {
     "pandas pyarrow": (read_pandas_pyarrow, "pyarrow"),
     "pyarrow.csv": (read_pyarrow, "pyarrow"),
     "polars": (read_polars, "polars"),
-    "edgelr (csv module)": (read_edgelr, "numpy"),
+    "edgelr.read_csv": (read_edgelr, "numpy"),
 }
 
 # Modules each reader imports; imported before the clock starts.
@@ -136,7 +136,7 @@ IMPORTS = {
     "pandas pyarrow": ["numpy", "pandas", "pyarrow", "pyarrow.csv"],
     "pyarrow.csv": ["numpy", "pyarrow", "pyarrow.csv"],
     "polars": ["numpy", "polars"],
-    "edgelr (csv module)": ["numpy", "edgelr.data"],
+    "edgelr.read_csv": ["numpy", "edgelr.data"],
 }
 
 
