@@ -1,33 +1,43 @@
-"""Scoring figures of spec section 7, every ratio measured in this one run (``make bench``).
+"""Scoring figures of spec section 7, as users meet them, every ratio measured in this one run (``make bench``).
 
-Prints the machine, then one Markdown table (copied into docs/benchmarks.md). Figures:
+Prints the machine, then one Markdown table (copied into docs/benchmarks.md). Every figure
+is measured in fresh processes, each side as a user meets it: a library call is the first
+call in a fresh process, imports and setup (loading the array, opening the session) done
+before the clock; a command is timed from spawn to exit. Contenders take turns, run after
+run, so a noisy neighbour hits all of them alike; a figure is the median over the runs.
+Rows labelled "warm" give, beside the first call, the median of the later calls in the
+same processes (a long-running service's view).
 
-1. One row. ``Predictor.predict_proba`` on a ready (1, 30) float32 array against a bare
+1. One row. ``Predictor.predict_proba`` on a (1, 30) float32 array against a bare
    ``InferenceSession.run`` on the same file and input: what edgelr's validation and
-   Python layer cost per call, the price a request-at-a-time service pays. Torch eager
-   (the checkpoint's module under ``inference_mode``) is shown as what scoring with the
-   training stack would cost. Median and p99 of 30,000 calls each, after a warm-up.
-2. Batch, 1,000,000 x 30 float32. ``Predictor.predict_proba(X)`` against one numpy read
-   pass over the same array (``X.sum()``): how close scoring gets to just reading the
-   data. A bare ``session.run`` row, no target, shows how much of it is onnxruntime's
-   own. Then against scikit-learn's ``StandardScaler`` + ``LogisticRegression``
-   converted by skl2onnx (no ZipMap) and run in onnxruntime, the usual way to ship a
-   scikit-learn model. Medians of 15 calls each.
-3. Cold start. ``edgelr predict model.onnx one_row.csv`` in a fresh process against
-   ``python -c "import onnxruntime"``, the floor any onnxruntime-based scorer pays: what
-   a cron job or a CLI call on a device waits. Median of 9 runs each, and the largest
-   peak memory (``ru_maxrss`` of each child from ``os.wait4``) of the runs.
+   Python layer cost per call. Torch eager (the checkpoint's module under
+   ``inference_mode``) is shown as what scoring with the training stack would cost.
+2. Batch, 1,000,000 x 30 float32 whose rows spread 2.5 times as wide as the training rows,
+   so that a few percent saturate (probabilities exactly 0 or 1 in float32; the fraction
+   is printed). ``Predictor.predict_proba(X)`` against one numpy read pass over the same
+   array (``X.sum()``), and against scikit-learn's ``StandardScaler`` +
+   ``LogisticRegression`` converted by skl2onnx (no ZipMap) and run in onnxruntime, the
+   usual way to ship a scikit-learn model. A bare ``session.run`` on edgelr's graph, no
+   target, shows how much of it is onnxruntime's own.
+3. CSV to CSV, 1,000,000 x 30 (``%.7g`` cells, the batch's rows): ``edgelr predict
+   big.csv -o out.csv`` in the torch-free install (``.venv-edge``, which ``make
+   edge-check`` builds; the dev install if it is missing, and the figure says so) against
+   a fresh ``python -c`` running ``pandas.read_csv`` + ``InferenceSession.run`` +
+   ``DataFrame.to_csv`` on the same file: wall time and peak memory (``ru_maxrss``).
+4. Cold start. ``edgelr predict model.onnx one_row.csv`` in a fresh process against
+   ``python -c "import onnxruntime"`` from the same install, the floor any onnxruntime
+   scorer pays: what a cron job or a CLI call on a device waits, and its peak memory.
 
-Contenders are timed in turn, round after round, so a noisy neighbour hits all of them
-alike. The models are trained and exported here, in a temporary directory, on synthetic
-data with 30 features; on such data the export picks its 'folded' graph. Every
-onnxruntime session gets the same settings: intra-op threads = the machine's core count
-(torch gets as many), default graph optimizations, the CPU provider.
+The models are trained and exported here, in a temporary directory, on synthetic data with
+30 features; on such data the export picks its 'folded' graph. Every onnxruntime session
+gets the same settings: intra-op threads = the machine's core count (the commands: the
+default), default graph optimizations, the CPU provider. Every process is spawned and
+reaped by a small, fresh Python: on Linux a child's ``ru_maxrss`` starts at the peak of
+the process that spawned it, and this one holds torch and a 120 MB batch.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import platform
@@ -36,7 +46,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,13 +59,16 @@ from edgelr.runtime import Predictor
 N_FEATURES = 30
 TRAIN_ROWS = 20_000
 BATCH_ROWS = 1_000_000
+BATCH_SPREAD = 2.5  # the batch's rows spread this much wider than the training rows: a few percent saturate
 THREADS = os.cpu_count() or 1
-LATENCY_ROUNDS, LATENCY_CALLS = 15, 2_000  # per contender: 30,000 timed calls
-BATCH_REPEATS = 15
+RUNS = 7  # fresh processes per contender (one row, batch)
+CSV_RUNS = 5
 COLD_RUNS = 9
-PAUSE = 0.05  # seconds between timed blocks
+ONE_ROW_CALLS = 20_000  # warm calls after the first, per process
+BATCH_CALLS = 7
+PAUSE = 0.05  # seconds before each warm batch call: onnxruntime's threads stop spinning
 SEED = 0
-
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -70,13 +82,14 @@ class Models:
 # -- setup -------------------------------------------------------------------------------
 
 
-def synthetic(n_rows: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Raw features with spreads from 0.1 to 100 and means up to 3 spreads from 0, and a noisy linear label."""
+def synthetic(n_rows: int, rng: np.random.Generator, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Raw features with spreads from 0.1 to 100 (times ``spread``) and means up to 3 spreads from 0,
+    and a noisy linear label."""
     scales = np.geomspace(0.1, 100.0, N_FEATURES)
     offsets = scales * np.linspace(-3.0, 3.0, N_FEATURES)
     Z = rng.standard_normal((n_rows, N_FEATURES))
     logits = Z @ np.linspace(-1.0, 1.0, N_FEATURES) + rng.logistic(size=n_rows)
-    return Z * scales + offsets, (logits > 0).astype(np.int64)
+    return Z * (scales * spread) + offsets, (logits > 0).astype(np.int64)
 
 
 def build_models(workdir: Path) -> Models:
@@ -109,48 +122,120 @@ def sklearn_pipeline(X: np.ndarray, y: np.ndarray) -> bytes:
     return model.SerializeToString()
 
 
-def session(path: Path) -> ort.InferenceSession:
-    """A session with the settings every contender gets (the Predictor's are built the same way)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+def write_csv(path: Path, X: np.ndarray) -> None:
+    """The rows as a headed CSV of ``%.7g`` cells, as the other benchmarks write theirs."""
+    row = ",".join(["%.7g"] * X.shape[1]) + "\n"
+    with open(path, "w") as handle:
+        handle.write(",".join(f"f{i}" for i in range(X.shape[1])) + "\n")
+        for start in range(0, X.shape[0], 50_000):
+            block = X[start:start + 50_000]
+            handle.write((row * block.shape[0]) % tuple(block.ravel().tolist()))
 
 
-# -- timing helpers ----------------------------------------------------------------------
+# -- running processes -------------------------------------------------------------------
+
+# Spawns the commands in turn, run after run, from a small fresh Python; prints, per command,
+# [[seconds, peak RSS in KiB, stdout], ...] as JSON. Round 0 warms the page cache and is dropped.
+SPAWNER = """
+import json, os, sys, tempfile, time
+runs, commands = int(sys.argv[1]), json.loads(sys.argv[2])
+out = {name: [] for name in commands}
+for i in range(runs + 1):
+    for name, argv in commands.items():
+        with tempfile.TemporaryFile() as capture:
+            actions = [(os.POSIX_SPAWN_DUP2, capture.fileno(), 1), (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
+            start = time.perf_counter()
+            pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+            _, status, usage = os.wait4(pid, 0)
+            seconds = time.perf_counter() - start
+            if os.waitstatus_to_exitcode(status):
+                sys.exit(f"{argv} failed with exit status {os.waitstatus_to_exitcode(status)}")
+            capture.seek(0)
+            if i:
+                out[name].append([seconds, usage.ru_maxrss, capture.read().decode()])
+print(json.dumps(out))
+"""
+
+# A library call as a user meets it: imports and setup first, then the clock around the first
+# call, then the median of later calls. Prints {"first": seconds, "warm": seconds} as JSON.
+CALLER = """
+import json, statistics, sys, time
+kind, model, data, calls, threads, pause = sys.argv[1:7]
+calls, threads, pause = int(calls), int(threads), float(pause)
+import numpy as np
+X = np.load(data)
+if kind == "sum":
+    call = X.sum
+elif kind == "torch":
+    import torch
+    from edgelr.checkpoint import build_model, load_checkpoint
+    torch.set_num_threads(threads)
+    module = build_model(load_checkpoint(model), dtype=torch.float32)
+    def call():
+        with torch.inference_mode():
+            return module(torch.from_numpy(X)).numpy()
+else:
+    import onnxruntime as ort
+    if kind == "predictor":
+        from edgelr.runtime import Predictor
+        predictor = Predictor(model, threads=threads)
+        call = lambda: predictor.predict_proba(X)
+    else:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        feeds = {session.get_inputs()[0].name: X}
+        call = lambda: session.run(None, feeds)
+clock = time.perf_counter
+start = clock()
+call()
+first = clock() - start
+times = []
+for _ in range(calls):
+    if pause:
+        time.sleep(pause)
+    start = clock()
+    call()
+    times.append(clock() - start)
+print(json.dumps({"first": first, "warm": statistics.median(times)}))
+"""
+
+# The reference of figure 3: what a user writes with pandas around a bare onnxruntime session.
+PANDAS_PREDICT = """
+import json, sys
+import numpy as np, onnxruntime as ort, pandas as pd
+model, data, out = sys.argv[1:4]
+session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+meta = session.get_modelmeta().custom_metadata_map
+names, classes = json.loads(meta["edgelr.feature_names"]), json.loads(meta["edgelr.classes"])
+frame = pd.read_csv(data)
+label, proba = session.run(["label", "probabilities"], {"features": frame[names].to_numpy(np.float32)})
+result = pd.DataFrame(proba, columns=[f"probability_{c}" for c in classes])
+result.insert(0, "label", np.asarray(classes)[label])
+result.to_csv(out, index=False)
+"""
 
 
-def time_calls(fn: Callable[[], object], n: int) -> list[float]:
-    """Seconds of each of n calls, the garbage collector off (as timeit does)."""
-    clock, out = time.perf_counter, []
-    gc.disable()
-    try:
-        for _ in range(n):
-            start = clock()
-            fn()
-            out.append(clock() - start)
-    finally:
-        gc.enable()
-    return out
+def spawn(commands: dict[str, list[str]], runs: int) -> dict[str, list[tuple[float, float, str]]]:
+    """Each command ``runs`` times in turn: [(seconds, peak MiB, stdout), ...] per command."""
+    spawner = [sys.executable, "-S", "-c", SPAWNER, str(runs), json.dumps(commands)]
+    result = subprocess.run(spawner, check=True, capture_output=True, text=True)
+    return {name: [(s, kib / 1024, out) for s, kib, out in r] for name, r in json.loads(result.stdout).items()}
 
 
-def interleaved(contenders: dict[str, Callable[[], object]], rounds: int, calls: int) -> dict[str, list[float]]:
-    """Times each contender in turn, round after round, so a noisy neighbour hits all of them alike.
-
-    Each block of calls starts after a pause, once the previous session's onnxruntime
-    threads have stopped spinning: on 2 cores they would otherwise slow the next contender.
-    """
-    for fn in contenders.values():  # warm-up: first-run allocations, caches, thread pools
-        time_calls(fn, max(1, calls // 10))
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, fn in contenders.items():
-            time.sleep(PAUSE)
-            times[name] += time_calls(fn, calls)
-    return times
+def first_calls(contenders: dict[str, tuple[str, str]], data: Path, calls: int, pause: float
+                ) -> tuple[dict[str, float], dict[str, float]]:
+    """(median first call, median of each process's warm median) per contender (kind, model), in seconds."""
+    commands = {name: [sys.executable, "-c", CALLER, kind, model, str(data), str(calls), str(THREADS), str(pause)]
+                for name, (kind, model) in contenders.items()}
+    runs = spawn(commands, RUNS)
+    parsed = {name: [json.loads(out) for _, _, out in r] for name, r in runs.items()}
+    first = {name: statistics.median(p["first"] for p in r) for name, r in parsed.items()}
+    warm = {name: statistics.median(p["warm"] for p in r) for name, r in parsed.items()}
+    return first, warm
 
 
-def p99(values: list[float]) -> float:
-    return statistics.quantiles(values, n=100)[98]
+# -- figures -----------------------------------------------------------------------------
 
 
 def fmt_time(seconds: float) -> str:
@@ -163,103 +248,112 @@ def at_most(figure: str, edgelr: float, reference: float, limit: float | None) -
     return _at_most(figure, edgelr, reference, limit, fmt_time)
 
 
+def faster(figure: str, edgelr: float, reference: float, limit: float | None) -> Row:
+    speedup = reference / edgelr
+    if limit is None:
+        return Row(figure, fmt_time(edgelr), fmt_time(reference), f"{speedup:.1f}× faster", "—", "—")
+    return Row(figure, fmt_time(edgelr), fmt_time(reference), f"{speedup:.1f}× faster", f"≥ {limit:g}× faster",
+               "PASS" if speedup >= limit else "MISS")
 
 
-# -- figures -----------------------------------------------------------------------------
-
-
-def one_row(models: Models) -> list[Row]:
-    """Figure 1: per-call latency on one row, Predictor vs bare session.run vs torch eager."""
-    import torch
-
-    from edgelr.checkpoint import build_model, load_checkpoint
-
-    torch.set_num_threads(THREADS)
-    predictor, bare = Predictor(models.onnx, threads=THREADS), session(models.onnx)
-    module = build_model(load_checkpoint(models.checkpoint), dtype=torch.float32)
-    row = synthetic(1, np.random.default_rng(SEED + 1))[0].astype(np.float32)  # (1, 30), made once
-    feed = {"features": row}
-
-    def torch_eager():
-        with torch.inference_mode():
-            return module(torch.from_numpy(row)).numpy()
-
-    times = interleaved({"predictor": lambda: predictor.predict_proba(row),
-                         "bare": lambda: bare.run(None, feed),
-                         "torch": torch_eager}, LATENCY_ROUNDS, LATENCY_CALLS)
-    med = {name: statistics.median(t) for name, t in times.items()}
-    tail = {name: p99(t) for name, t in times.items()}
+def one_row(models: Models, workdir: Path) -> list[Row]:
+    """Figure 1: one row, Predictor vs bare session.run vs torch eager."""
+    data = workdir / "one_row.npy"
+    np.save(data, synthetic(1, np.random.default_rng(SEED + 1))[0].astype(np.float32))
+    first, warm = first_calls({"predictor": ("predictor", str(models.onnx)), "bare": ("bare", str(models.onnx)),
+                               "torch": ("torch", str(models.checkpoint))}, data, ONE_ROW_CALLS, 0.0)
     return [
-        at_most("1 row, median: Predictor / bare `session.run`", med["predictor"], med["bare"], 1.5),
-        at_most("1 row, p99: Predictor / bare `session.run`", tail["predictor"], tail["bare"], None),
-        at_most("1 row, median: Predictor / torch eager", med["predictor"], med["torch"], None),
+        at_most("1 row, first call: Predictor / bare `session.run`", first["predictor"], first["bare"], 1.5),
+        at_most("1 row, warm median: Predictor / bare `session.run`", warm["predictor"], warm["bare"], 1.5),
+        at_most("1 row, warm median: Predictor / torch eager", warm["predictor"], warm["torch"], None),
     ]
 
 
-def batch(models: Models) -> tuple[list[Row], str]:
+def batch(models: Models, workdir: Path) -> tuple[list[Row], str, np.ndarray]:
     """Figure 2: 1,000,000 x 30 float32 in one call, against a numpy read pass and skl2onnx."""
-    X = synthetic(BATCH_ROWS, np.random.default_rng(SEED + 2))[0].astype(np.float32)
-    predictor, bare = Predictor(models.onnx, threads=THREADS), session(models.onnx)
-    sklearn = session(models.sklearn_onnx)
-    sk_feed = {sklearn.get_inputs()[0].name: X}
-    gap = np.abs(predictor.predict_proba(X) - sklearn.run(None, sk_feed)[1]).max()
-    times = interleaved({"predictor": lambda: predictor.predict_proba(X),
-                         "sum": X.sum,
-                         "bare": lambda: bare.run(None, {"features": X}),
-                         "sklearn": lambda: sklearn.run(None, sk_feed)}, BATCH_REPEATS, 1)
-    med = {name: statistics.median(t) for name, t in times.items()}
-    speedup = med["sklearn"] / med["predictor"]
-    return [
-        at_most("1M × 30 batch: Predictor / one `X.sum()` pass", med["predictor"], med["sum"], 1.5),
-        # Not a target: what onnxruntime alone takes on edgelr's graph, without the Predictor's input checks.
-        at_most("1M × 30 batch: bare `session.run` / one `X.sum()` pass", med["bare"], med["sum"], None),
-        Row("1M × 30 batch: skl2onnx pipeline / Predictor", fmt_time(med["predictor"]), fmt_time(med["sklearn"]),
-            f"{speedup:.1f}× faster", "≥ 5× faster", "PASS" if speedup >= 5 else "MISS"),
-    ], f"probabilities of edgelr and the skl2onnx pipeline differ by at most {gap:.1e} on the batch"
+    X = synthetic(BATCH_ROWS, np.random.default_rng(SEED + 2), BATCH_SPREAD)[0].astype(np.float32)
+    data = workdir / "batch.npy"
+    np.save(data, X)
+    proba = Predictor(models.onnx).predict_proba(X)
+    sklearn = ort.InferenceSession(str(models.sklearn_onnx), providers=["CPUExecutionProvider"])
+    gap = np.abs(proba - sklearn.run(None, {sklearn.get_inputs()[0].name: X})[1]).max()
+    zero = float((proba == 0).any(axis=1).mean())
+    saturated = float(((proba == 0) | (proba == 1)).any(axis=1).mean())
+    model = str(models.onnx)
+    first, warm = first_calls({"predictor": ("predictor", model), "sum": ("sum", model), "bare": ("bare", model),
+                               "sklearn": ("sklearn", str(models.sklearn_onnx))}, data, BATCH_CALLS, PAUSE)
+    rows = [
+        at_most("1M × 30 batch, first call: Predictor / one `X.sum()` pass", first["predictor"], first["sum"], 1.0),
+        at_most("1M × 30 batch, warm median: Predictor / `X.sum()`", warm["predictor"], warm["sum"], None),
+        faster("1M × 30 batch, first call: skl2onnx pipeline / Predictor", first["predictor"], first["sklearn"], 6),
+        faster("1M × 30 batch, warm median: skl2onnx pipeline / Predictor", warm["predictor"], warm["sklearn"], None),
+        # Not a target: what onnxruntime alone takes on edgelr's graph, without the Predictor's checks.
+        at_most("1M × 30 batch, first call: bare `session.run` / `X.sum()`", first["bare"], first["sum"], None),
+    ]
+    note = (f"batch rows with a probability exactly 0 in float32: {zero:.1%}, exactly 0 or 1: {saturated:.1%}; "
+            f"probabilities of edgelr and the skl2onnx pipeline differ by at most {gap:.1e}")
+    return rows, note, X
 
 
-# Spawns and reaps the children from a small, fresh Python rather than from this process: on
-# Linux a child's ru_maxrss starts at the peak of the process that spawned it, and this one
-# holds torch and a 120 MB batch. Prints {name: [[seconds, peak RSS in KiB], ...]} as JSON.
-SPAWNER = """
-import json, os, sys, time
-runs, commands = int(sys.argv[1]), json.loads(sys.argv[2])
-quiet = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)]
-out = {name: [] for name in commands}
-for i in range(runs + 1):  # round 0 warms the page cache and is dropped
-    for name, argv in commands.items():
-        start = time.perf_counter()
-        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=quiet)
-        _, status, usage = os.wait4(pid, 0)
-        seconds = time.perf_counter() - start
-        if os.waitstatus_to_exitcode(status):
-            sys.exit(f"{argv} failed with exit status {os.waitstatus_to_exitcode(status)}")
-        if i:
-            out[name].append([seconds, usage.ru_maxrss])
-print(json.dumps(out))
-"""
+def edge_install() -> tuple[Path, str]:
+    """The torch-free install's bin folder, or the dev install's with a note when it is missing."""
+    edge = ROOT / ".venv-edge" / "bin"
+    if (edge / "edgelr").exists():
+        return edge, "torch-free install"
+    return Path(sys.executable).parent, "dev install: no .venv-edge, run `make edge-check`"
+
+
+def csv_to_csv(models: Models, workdir: Path, X: np.ndarray) -> tuple[list[Row], str]:
+    """Figure 3: `edgelr predict` on a 1M x 30 CSV against pandas + onnxruntime, time and peak memory."""
+    data = workdir / "big.csv"
+    write_csv(data, X)
+    bin_dir, where = edge_install()
+    ours, theirs = workdir / "edgelr_out.csv", workdir / "pandas_out.csv"
+    commands = {"edgelr": [str(bin_dir / "edgelr"), "predict", str(models.onnx), str(data), "-o", str(ours)],
+                "pandas": [sys.executable, "-c", PANDAS_PREDICT, str(models.onnx), str(data), str(theirs)]}
+    runs = spawn(commands, CSV_RUNS)
+    wall = {name: statistics.median(s for s, _, _ in r) for name, r in runs.items()}
+    rss = {name: max(m for _, m, _ in r) for name, r in runs.items()}  # the worst run
+    gap = np.abs(_head_proba(ours) - _head_proba(theirs)).max()
+    size = data.stat().st_size / 2**20
+    rows = [
+        at_most(f"CSV → CSV 1M × 30 ({size:.0f} MiB): `edgelr predict` ({where}) / pandas + `session.run`",
+                wall["edgelr"], wall["pandas"], 1.0),
+        Row("CSV → CSV 1M × 30, peak RSS: `edgelr predict` (ref: pandas + `session.run`)",
+            f"{rss['edgelr']:.0f} MiB", f"{rss['pandas']:.0f} MiB", f"{rss['edgelr'] / rss['pandas']:.2f}×",
+            "≤ 100 MiB", "PASS" if rss["edgelr"] <= 100 else "MISS"),
+    ]
+    runs_line = ", ".join(f"{name} " + " ".join(f"{s:.2f}" for s, _, _ in r) + " s" for name, r in runs.items())
+    return rows, f"CSV → CSV runs: {runs_line}; probabilities of the two outputs differ by at most {gap:.1e}"
+
+
+def _head_proba(path: Path, rows: int = 20_000) -> np.ndarray:
+    """The probability columns of a predictions CSV's first rows."""
+    with open(path) as handle:
+        handle.readline()
+        lines = [handle.readline() for _ in range(rows)]
+    return np.array([[float(c) for c in line.split(",")[1:]] for line in lines if line])
 
 
 def cold_start(models: Models, workdir: Path) -> list[Row]:
-    """Figure 3: a fresh `edgelr predict` on one row vs a bare `import onnxruntime`, time and peak RSS."""
+    """Figure 4: a fresh `edgelr predict` on one row vs a bare `import onnxruntime`, time and peak RSS."""
     names = [f"f{i}" for i in range(N_FEATURES)]
     row = synthetic(1, np.random.default_rng(SEED + 3))[0][0]
     csv_path = workdir / "one_row.csv"
     csv_path.write_text(",".join(names) + "\n" + ",".join(map(repr, row.tolist())) + "\n")
-    script = Path(sys.executable).with_name("edgelr")
-    if not script.exists():
-        raise SystemExit(f"{script}: no edgelr console script next to this Python; run 'make install'")
-    commands = {"edgelr": [str(script), "predict", str(models.onnx), str(csv_path)],
-                "import": [sys.executable, "-c", "import onnxruntime"]}
-    spawner = [sys.executable, "-S", "-c", SPAWNER, str(COLD_RUNS), json.dumps(commands)]
-    runs = json.loads(subprocess.run(spawner, check=True, capture_output=True, text=True).stdout)
-    wall = {name: statistics.median(s for s, _ in r) for name, r in runs.items()}
-    rss = {name: max(k for _, k in r) / 1024 for name, r in runs.items()}  # MiB (ru_maxrss is KiB), worst run
-    rss_row = Row("cold start, peak RSS: `edgelr predict` (ref: `import onnxruntime`)", f"{rss['edgelr']:.1f} MiB",
-                  f"{rss['import']:.1f} MiB", f"{rss['edgelr'] / rss['import']:.2f}×", "≤ 80 MiB",
-                  "PASS" if rss["edgelr"] <= 80 else "MISS")
-    return [at_most("cold start: `edgelr predict` 1 row / `import onnxruntime`", wall["edgelr"], wall["import"], 2.5),
-            rss_row]
+    bin_dir, where = edge_install()
+    commands = {"edgelr": [str(bin_dir / "edgelr"), "predict", str(models.onnx), str(csv_path)],
+                "import": [str(bin_dir / "python"), "-c", "import onnxruntime"]}
+    runs = spawn(commands, COLD_RUNS)
+    wall = {name: statistics.median(s for s, _, _ in r) for name, r in runs.items()}
+    rss = {name: max(m for _, m, _ in r) for name, r in runs.items()}  # MiB, the worst run
+    return [
+        at_most(f"cold start: `edgelr predict` 1 row / `import onnxruntime` ({where})", wall["edgelr"],
+                wall["import"], 2.5),
+        Row("cold start, peak RSS: `edgelr predict` (ref: `import onnxruntime`)", f"{rss['edgelr']:.1f} MiB",
+            f"{rss['import']:.1f} MiB", f"{rss['edgelr'] / rss['import']:.2f}×", "≤ 80 MiB",
+            "PASS" if rss["edgelr"] <= 80 else "MISS"),
+    ]
 
 
 # -- report ------------------------------------------------------------------------------
@@ -271,8 +365,6 @@ def machine() -> list[str]:
             f"python {platform.python_version()}, onnxruntime {ort.__version__}, numpy {np.__version__}"]
 
 
-
-
 def main() -> None:
     started = time.perf_counter()
     for line in machine():
@@ -281,15 +373,21 @@ def main() -> None:
         workdir = Path(tmp)
         models = build_models(workdir)
         print(f"models: edgelr '{models.graph}' graph, skl2onnx pipeline; {TRAIN_ROWS} training rows, "
-              f"{N_FEATURES} features; onnxruntime intra-op threads = {THREADS} for every session")
-        rows = one_row(models)
-        batch_rows, note = batch(models)
-        rows += batch_rows + cold_start(models, workdir)
+              f"{N_FEATURES} features; onnxruntime intra-op threads = {THREADS} for every session the "
+              f"library figures open; {RUNS} fresh processes per contender ({CSV_RUNS} for CSV → CSV, "
+              f"{COLD_RUNS} for the cold start), medians")
+        rows = one_row(models, workdir)
+        batch_rows, batch_note, X = batch(models, workdir)
+        csv_rows, csv_note = csv_to_csv(models, workdir, X)
+        del X
+        rows += batch_rows + csv_rows + cold_start(models, workdir)
     print()
     print("\n".join(table(rows)))
     print()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"{note}; load average at the end {load}; total {time.perf_counter() - started:.0f} s")
+    print(f"{batch_note}")
+    print(f"{csv_note}")
+    print(f"load average at the end {load}; total {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
