@@ -381,3 +381,18 @@ def test_export_marks_and_propagates_non_finite_rows(binary_onnx, multiclass_onn
         X[1, 0], X[2, 3], X[3] = np.inf, -np.inf, 1e5
         proba = session.run(["probabilities"], {"features": X})[0]
         assert np.isnan(proba[1:3]).all() and np.isfinite(proba[[0, 3]]).all()
+
+
+def test_ort_format_keeps_non_finite_rows_nan(tmp_path, binary_checkpoint):
+    """onnxruntime's full optimization (the .ort conversion) must not fold z + (z - z) away."""
+    from edgelr.export import export_checkpoint
+
+    result = export_checkpoint(binary_checkpoint, tmp_path / "m.onnx", ort_format=True)
+    ort_path = next(p for p in map(Path, result.ort_paths) if p.suffix == ".ort")
+    X = np.ones((3, 5), dtype=np.float32)
+    X[1, 2] = np.inf
+    proba = ort.InferenceSession(str(ort_path), providers=["CPUExecutionProvider"]).run(["probabilities"],
+                                                                                         {"features": X})[0]
+    assert np.isnan(proba[1]).all() and np.isfinite(proba[[0, 2]]).all()
+    with pytest.raises(PredictorError, match="^row 1, feature 'f2' is inf"):
+        Predictor(ort_path).predict_proba(X)
