@@ -4,7 +4,7 @@
 the torch-free predictor and CLI commands never pay for the training side.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["LogisticRegression", "__version__"]
 

@@ -140,8 +140,8 @@ def _labelled(table: _Table, label: str | None, features: Sequence[str] | None, 
     if fast is not None:
         X, label_values = fast
         classes, y = encode_labels(integral_as_int(label_values), where=where)
-        if np.isnan(X).all(axis=0).any():  # the exact reader names the column
-            fast = None
+        if options.impute and np.isnan(X).all(axis=0).any():  # the exact reader names the column
+            fast = None  # (without --impute the fast readers take finite numbers only)
     if fast is not None:
         return Dataset(X, y, feature_names, classes, label_name, table.name)
     parsed = _read_table_pandas(table, feature_names, label_name, options)

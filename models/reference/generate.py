@@ -6,7 +6,8 @@ independent of onnxruntime). tests/test_reference_models.py loads every recorded
 with the current runtime and must get those answers: the compatibility promise.
 Existing files are never overwritten; a new release adds its own (NAME: only those;
 0.2.0 added ``pumps``, the first with text columns and missing values, and kept the
-0.1.0 numeric ones as they were).
+0.1.0 numeric ones as they were; 0.3.0 recorded all three again, its graphs making a row
+with a non-finite input NaN: metadata ``edgelr.non_finite``).
 """
 
 from __future__ import annotations
