@@ -111,8 +111,8 @@ def train(data, dataset, label, features, C, penalty, optimizer, lr, epochs, bat
         categorical=tuple(_names(categorical) or ()), max_categories=max_categories,
     )
     # Checked without torch: bad settings fail before it loads and before any row is read.
-    settings = train_settings(**{k: params[k] for k in ("C", "penalty", "optimizer", "lr", "epochs",
-                                                                 "batch_size", "seed", "class_weight")})
+    settings = train_settings(C=C, penalty=penalty, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
+                              seed=seed, class_weight=params["class_weight"])
     EncodingSpec(impute=impute, missing_indicator=missing_indicator, standardize=standardize).validate()
     streamed = data is not None and needs_streaming(data, budget)
     if streamed and report_dir is not None:
@@ -349,16 +349,14 @@ def _train_job(data, params: dict, out, *, label, features, budget, streamed, va
 
     options = ReadOptions(categorical=params["categorical"], impute=params["impute"] is not None,
                           max_categories=params["max_categories"])
-    dataset = None
-    if streamed:
-        pass  # read chunk by chunk by train_streamed
-    elif isinstance(data, str) or data is None:  # a built-in data set's name (--dataset), or none
+    dataset = None  # streamed: train_streamed reads the file chunk by chunk
+    if not streamed and (isinstance(data, str) or data is None):  # a built-in data set (--dataset), or none
         dataset = builtin(data or STUDENTS_NAME, options, label=label, features=features)
-    elif cluster is not None and not whole:
+    elif not streamed and cluster is not None and not whole:
         from edgelr.distributed import read_share
 
         dataset = read_share(data, label=label, features=features, cluster=cluster, options=options)  # its rows
-    else:
+    elif not streamed:
         dataset = read_csv(data, label=label, features=features, options=options)
     from edgelr.estimator import LogisticRegression
     from edgelr.workflow import train_checkpoint, train_streamed
@@ -374,10 +372,12 @@ def _train_job(data, params: dict, out, *, label, features, budget, streamed, va
 def _import_meanwhile(module: str) -> None:
     """Import ``module`` on a thread while this one goes on (reading the rows).
 
-    Importing torch takes about a second of one core, while pandas parses a CSV with its
-    GIL released: the two overlap. A later import of the module waits for this one to
-    finish (the import lock); an error is left for that import to raise. The thread is
-    not a daemon: an early exit waits for it rather than tearing torch down half-loaded.
+    Importing torch takes about a second of one core, while polars parses a CSV on
+    threads of its own, outside the GIL: the two overlap wherever a core is free (0.1-0.2 s
+    on 2 cores, whose both polars keeps busy; more with more cores). A later import of
+    the module waits for this one (the import lock); an error is left for that import
+    to raise. The thread is not a daemon: an early exit waits for it rather than tearing
+    torch down half-loaded.
     """
     def load() -> None:
         with contextlib.suppress(Exception):

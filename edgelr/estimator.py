@@ -113,14 +113,14 @@ class LogisticRegression:
         is called after every epoch, e.g. for a progress bar.
         """
         self.settings()  # bad settings fail before any work on the data
-        callers = not is_dataframe(X)  # an array is the caller's: trained on where it lies
+        callers_array = not is_dataframe(X)  # trained on where it lies (a DataFrame becomes a table of ours)
         X, layout = self._table(X, feature_names)
         classes, y_idx = encode_labels(y, where="y")
         if y_idx.size != X.shape[0]:
             raise DataError(f"y has {y_idx.size} labels but X has {X.shape[0]} rows; expected one label per row")
         device = resolve_device(self.device)
         rows, encoding = encode_in_memory(X, layout, self.encoding_spec(), y_idx,
-                                          self.sample_weight(y_idx, len(classes)), device, in_place=callers)
+                                          self.sample_weight(y_idx, len(classes)), device, in_place=callers_array)
         return self.fit_rows(rows, classes=classes, encoding=encoding, device=device, progress=progress)
 
     def fit_rows(
