@@ -247,7 +247,10 @@ class Predictor:
         if arr.dtype.kind in "USO":
             arr = self._strict_numbers(arr)
         try:
-            arr = np.asarray(arr, dtype=np.float32)  # no copy when X is float32 already
+            # No copy when X is float32 already. A value past float32 becomes inf, which the
+            # finite check then names: no RuntimeWarning on top of that error.
+            with np.errstate(over="ignore"):
+                arr = np.asarray(arr, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise PredictorError(f"input is not numeric ({exc}); expected numbers for the features "
                                  f"{', '.join(self.feature_names)}") from exc
