@@ -373,8 +373,9 @@ def _import_meanwhile(module: str) -> None:
     """Import ``module`` on a thread while this one goes on (reading the rows).
 
     Importing torch takes about a second of one core, while polars parses a CSV on
-    threads of its own, outside the GIL: the two overlap wherever a core is free (0.1-0.2 s
-    on 2 cores, whose both polars keeps busy; more with more cores). A later import of
+    threads of its own, outside the GIL: the two overlap wherever a core is free. On 2
+    cores polars keeps both busy and the gain was within noise (read + import 3.1-3.3 s
+    either way on 1M x 50); with more cores the import's second can hide. A later import of
     the module waits for this one (the import lock); an error is left for that import
     to raise. The thread is not a daemon: an early exit waits for it rather than tearing
     torch down half-loaded.

@@ -366,7 +366,7 @@ class PredictionWriter:
         self._header = ["label", *(f"probability_{c}" for c in classes.tolist())]
         self._labels = np.array([_csv_field(c) for c in classes], dtype=object)
         self._format = "%s" + ",%.9g" * len(classes) + "\n"
-        self._formats: dict[int, str] = {}
+        self._chunk_format = self._format * self.CHUNK  # a block's shorter last chunk builds its own
 
     def header(self) -> None:
         csv.writer(self.out, lineterminator="\n").writerow(self._header)
@@ -379,9 +379,7 @@ class PredictionWriter:
             cells = np.empty((idx.shape[0], 1 + p.shape[1]), dtype=object)
             cells[:, 0] = self._labels[idx]
             cells[:, 1:] = p  # Python floats with the float32 values
-            fmt = self._formats.get(idx.shape[0])
-            if fmt is None:
-                fmt = self._formats[idx.shape[0]] = self._format * idx.shape[0]
+            fmt = self._chunk_format if idx.shape[0] == self.CHUNK else self._format * idx.shape[0]
             self.out.write(fmt % tuple(cells.ravel().tolist()))
 
 

@@ -70,10 +70,11 @@ class Affine:
             ratio = float(np.max(np.abs(mean) / scale, initial=0.0))
         # Past _FOLD_RATIO spreads the products would lose digits to the mean: each block
         # is centred first (a cache-sized temporary), on the mean rounded to X's type.
-        center = mean.astype(dtype) if ratio > _FOLD_RATIO else np.zeros(mean.shape, dtype)
-        as64 = lambda a: torch.as_tensor(a, dtype=torch.float64, device=device)  # noqa: E731
-        return cls(torch.as_tensor(center, device=device) if ratio > _FOLD_RATIO else None,
-                   as64(mean - center.astype(np.float64)), as64(1.0 / scale))
+        center = mean.astype(dtype) if ratio > _FOLD_RATIO else None
+        delta = mean if center is None else mean - center.astype(np.float64)
+        return cls(None if center is None else torch.as_tensor(center, device=device),
+                   torch.as_tensor(delta, dtype=torch.float64, device=device),
+                   torch.as_tensor(1.0 / scale, dtype=torch.float64, device=device))
 
     def block(self, X: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """A block of the source, in the products' ``dtype``, ready for the folded parameters."""
@@ -204,9 +205,6 @@ def encode_in_memory(X: np.ndarray, layout: Layout, spec: EncodingSpec, y: np.nd
     anything else one pass to fit the encoding (a median takes a few more) and one to
     encode.
     """
-    # torch's OpenMP threads off: these passes are bound by reading X, and an OpenMP team
-    # was no faster on a quiet machine and 5-30x slower on a loaded one (its threads spin
-    # at every barrier while another process holds a core).
     with one_torch_thread():
         return _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place)
 
@@ -218,8 +216,8 @@ def _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, i
                 check_finite_matrix(X)  # names the NaN or infinity (or the overflow is reported by the fit)
             return fit_encoding(layout, spec, lambda: (), stats=stats, ranks=ranks)
 
-        whole = index is None or (index.size == X.shape[0] and np.array_equal(index, np.arange(X.shape[0])))
-        if in_place and whole and device.type == "cpu" and X.dtype in (np.float32, np.float64):
+        caller_array = in_place and _every_row(index, X.shape[0]) and device.type == "cpu"
+        if caller_array and X.dtype in (np.float32, np.float64):
             encoding = fit(plain_stats(X)[0])
             return InMemoryRows.in_place(X, y, sample_weight, encoding.mean, encoding.scale, device), encoding
         return InMemoryRows.fitted(X, y, sample_weight, fit, device, index=index)
@@ -375,18 +373,17 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *,
     spread = np.linspace(0, n - 1, min(n, _PILOT_ROWS)).astype(np.int64)
     pilot = np.asarray(X[spread if index is None else index[spread]], dtype=np.float64).mean(axis=0) if n else \
         np.zeros(X.shape[1])
-    # Exactly the shift the sums are taken from: float32 rows are summed in float32, the rest in float64.
-    pilot = pilot.astype(np.float32 if X.dtype == np.float32 else np.float64).astype(np.float64)
-
-    shift = torch.as_tensor(pilot, dtype=torch.float32 if X.dtype == np.float32 else torch.float64)
+    dtype = np.float32 if X.dtype == np.float32 else np.float64  # float32 rows are summed in float32
+    shift = pilot.astype(dtype)
+    pilot = shift.astype(np.float64)  # exactly the shift the sums are taken from
     moments = Moments.empty(X.shape[1])
     low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
     # One thread, chunk by chunk (the caller may turn torch's threads off: encode_in_memory
     # does); threads of our own here, as the objective's passes have, held more memory.
     for start, part in row_chunks(X, index, CACHE_CELLS):
         m = part.shape[0]
-        part = np.asarray(part, dtype=shift.numpy().dtype)
-        dev = np.subtract(part, shift.numpy())  # numpy: fast whatever X's memory order (pandas': Fortran)
+        part = np.asarray(part, dtype=dtype)
+        dev = np.subtract(part, shift)  # numpy: fast whatever X's memory order (pandas': Fortran)
         if out is not None:
             out.numpy()[start : start + m] = dev
         part, dev = torch.from_numpy(part), torch.from_numpy(dev)
@@ -411,10 +408,12 @@ def _empty_float32(n: int, d: int) -> torch.Tensor:
 
 @contextlib.contextmanager
 def one_torch_thread():
-    """torch's intra-op threads off (restored after) while passes sum chunks on threads of their own.
+    """torch's intra-op threads off (restored after), for passes over rows.
 
-    An OpenMP team of torch's on each of those threads only multiplies the threads and
-    their buffers: measured the same speed and 5-8 MiB less memory on 1M x 100.
+    The passes are bound by reading the rows, and where they need both cores they sum
+    blocks on threads of their own (``ordered_map``). An OpenMP team of torch's was no
+    faster there, held 5-8 MiB more on 1M x 100, and on a loaded machine made a pass
+    5-30x slower: its threads spin at every barrier while another process holds a core.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -449,10 +448,13 @@ def ordered_map(fn: Callable, items: Iterator, workers: int) -> Iterator:
 def row_chunks(X: np.ndarray, index: np.ndarray | None, cells: int) -> Iterator[tuple[int, np.ndarray]]:
     """(position, rows) of X[index] (all of X when index is None) in chunks of about ``cells`` values."""
     step = max(1, cells // max(X.shape[1], 1))
-    if index is not None and index.size == X.shape[0] and (index.size == 0 or index[-1] == index.size - 1):
-        index = None  # every row, in order (sorted unique indices): slices, not gathers
+    if _every_row(index, X.shape[0]):
+        index = None  # slices, not gathers
     n = X.shape[0] if index is None else index.size
     for start in range(0, n, step):
         yield start, (X[start : start + step] if index is None else X[index[start : start + step]])
 
 
+def _every_row(index: np.ndarray | None, n: int) -> bool:
+    """Whether ``index`` (sorted unique row numbers, or None for all) selects all n rows, in order."""
+    return index is None or (index.size == n and (n == 0 or index[-1] == n - 1))

@@ -44,8 +44,10 @@ def feature_blocks(predictor: Predictor,
     word, anything it cannot prove it reads exactly as the exact reader does), the exact
     reader takes over from the start of the file: its blocks of rows already written are
     passed over, and the one that holds the first row not written yet is scored whole, its
-    first ``skip`` rows not written again. So the exact reader's messages, and the
-    Predictor's ("row i" of the block), are what they always were.
+    first ``skip`` rows not written again. So the exact reader's messages are what they
+    always were. The Predictor's ("row i", the one error a parsed block can still meet:
+    logits past float32) count from the block's first row, as before, but a fast block
+    starts elsewhere than an exact reader's one.
     """
     path = os.fspath(data)
     numeric, text = predictor.feature_names, predictor.categorical_names

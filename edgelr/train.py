@@ -114,7 +114,7 @@ class Objective:
         affine = self.rows.affine
         Wp, bp = affine.fold(W.to(self.dtype), b)  # the blocks' coordinates; bp in float64
         total = torch.zeros(1 + W.numel() + b.numel(), dtype=torch.float64, device=W.device)
-        workers = self.workers if self.rows.parallel_blocks and W.device.type == "cpu" else 1
+        workers = self._block_workers(W.device)
         table = category_table(Wp, self.model.n_numeric)
         for part in ordered_map(lambda block: self._block_sums(block, Wp, bp, table, grad), self.rows.blocks(),
                                 workers):
@@ -201,7 +201,7 @@ class Objective:
             H[d, d] = D.sum()
             return H
 
-        workers = self.workers if self.rows.parallel_blocks and W.device.type == "cpu" else 1
+        workers = self._block_workers(W.device)
         H = torch.zeros(d + 1, d + 1, dtype=torch.float64, device=W.device)
         for part in ordered_map(block_hessian, self.rows.blocks(), workers):
             H += part  # in block order: the same sums whatever the thread count
@@ -209,6 +209,10 @@ class Objective:
         H = affine.hessian(self.sum_ranks(H) / self.n_total)
         H[:d, :d].diagonal().add_(self.l2)
         return H
+
+    def _block_workers(self, device: torch.device) -> int:
+        """Threads that sum blocks at once: every core for in-memory rows on the CPU, else one."""
+        return self.workers if self.rows.parallel_blocks and device.type == "cpu" else 1
 
     def _losses(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy per row from float64 logits z (m, k): -log p(true class), stably."""
@@ -302,7 +306,6 @@ def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list
         # No decrease the float type can represent: further steps only chase rounding.
         if prev - loss <= eps * abs(loss):
             break
-    coords.load(opt.x)
     if warmed and len(history) == 1:  # no full-data step was kept: the history still ends where the model is
         history.append(_entry(1, loss, validation))
     return history
