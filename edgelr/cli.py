@@ -25,6 +25,37 @@ from edgelr.errors import ConfigError, EdgelrError, MissingExtraError
 DEFAULT_CHECKPOINT = Path("models") / "model.pt"
 
 
+class _CList(click.ParamType):
+    """``--C``: one number, or with --cv a comma-separated list of them."""
+
+    name = "C[,C...]"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            values = [float(v) for v in str(value).split(",")]
+        except ValueError:
+            self.fail(f"{value!r} is not a number or a comma-separated list of numbers (e.g. 0.01,0.1,1)", param, ctx)
+        return values
+
+
+class _Threshold(click.ParamType):
+    """``train --threshold``: a probability, max-f1, precision:P or recall:R (edgelr.threshold)."""
+
+    name = "T|max-f1|precision:P|recall:R"
+
+    def convert(self, value, param, ctx):
+        from edgelr.threshold import ThresholdRule, parse_threshold
+
+        if isinstance(value, ThresholdRule):
+            return value
+        try:
+            return parse_threshold(str(value))
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 class _Group(click.Group):
     """Turns library errors into one-line messages with exit status 1."""
 
@@ -53,7 +84,15 @@ def main() -> None:
                    "or pumps, readings with text columns and empty cells.")
 @click.option("--label", help="Target column (default: the last column).")
 @click.option("--features", help="Comma-separated feature columns (default: all but the label).")
-@click.option("--C", "C", type=float, default=1.0, show_default=True, help="Inverse L2 strength, as scikit-learn's C.")
+@click.option("--C", "C", type=_CList(), default="1.0", show_default=True,
+              help="Inverse L2 strength, as scikit-learn's C; with --cv, a comma-separated list to choose from.")
+@click.option("--cv", "cv", type=click.IntRange(min=2),
+              help="Choose C among the --C values by the mean held-out log loss over this many stratified folds "
+                   "of the training rows, then fit on all of them at the best.")
+@click.option("--threshold", type=_Threshold(),
+              help="Binary models: label p > T. T a probability, or chosen on the validation rows: max-f1, "
+                   "precision:P (the smallest threshold reaching precision P), recall:R (the largest reaching "
+                   "recall R). Default 0.5.")
 @click.option("--penalty", type=click.Choice(["l2", "none"]), default="l2", show_default=True)
 @click.option("--optimizer", type=click.Choice(["lbfgs", "sgd", "adam"]), default="lbfgs", show_default=True)
 @click.option("--lr", type=float, help="Learning rate (default: 1 lbfgs, 0.1 sgd, 0.01 adam).")
@@ -81,9 +120,9 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary on stdout and nothing else.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write plots and model_card.md (on the validation rows) into this folder.")
-def train(data, dataset, label, features, C, penalty, optimizer, lr, epochs, batch_size, class_weight, standardize,
-          categorical, impute, missing_indicator, max_categories, val_fraction, seed, device, memory_budget, out,
-          as_json, report_dir) -> None:
+def train(data, dataset, label, features, C, cv, threshold, penalty, optimizer, lr, epochs, batch_size, class_weight,
+          standardize, categorical, impute, missing_indicator, max_categories, val_fraction, seed, device,
+          memory_budget, out, as_json, report_dir) -> None:
     """Train a logistic-regression classifier on DATA (CSV with a header row).
 
     Columns of words are categories (one-hot inside the model); missing cells need
@@ -92,16 +131,24 @@ def train(data, dataset, label, features, C, penalty, optimizer, lr, epochs, bat
     checkpoint and prints.
 
     Example: edgelr train data.csv --label passed --impute median -o models/model.pt
+
+    Example: edgelr train data.csv --C 0.01,0.1,1,10 --cv 5 --threshold recall:0.98
     """
     _require_training_extra("train", ("torch",))
     if report_dir is not None:
         _require_report_extra("train --report")  # before training, not after minutes of it
     from edgelr.encoding import EncodingSpec
     from edgelr.outofcore import default_budget, needs_streaming, parse_size
+    from edgelr.selection import check_grid
     from edgelr.settings import train_settings
 
     if data is not None and dataset is not None:
         raise click.UsageError(f"DATA ({data}) and --dataset {dataset} both name the training rows; give one")
+    Cs, C = C, C[0]
+    check_grid(Cs, cv, penalty=penalty)
+    if threshold is not None and threshold.needs_rows and val_fraction == 0:
+        raise ConfigError(f"--threshold {threshold} is chosen on the validation rows, and --val-fraction 0 leaves "
+                          "none; expected a --val-fraction above 0 (or a threshold given as a number)")
     budget = parse_size(memory_budget) if memory_budget is not None else default_budget()
     feature_list = _names(features)
     params = dict(
@@ -118,6 +165,10 @@ def train(data, dataset, label, features, C, penalty, optimizer, lr, epochs, bat
     if streamed and report_dir is not None:
         raise ConfigError(f"{data}: --report scores rows in memory, and this file is past the memory budget; "
                           "expected 'edgelr report' on a sample of the rows instead")
+    if cv is not None and (streamed or {"RANK", "WORLD_SIZE"} <= set(os.environ)):
+        where = f"{data} is past the memory budget" if streamed else "this run is under torchrun"
+        raise ConfigError(f"--cv fits its folds in one process on rows in memory, and {where}; expected "
+                          "cross-validation on a sample of the rows in one process, then --C at the chosen value")
     cluster = _torchrun_cluster(settings, device)
     if cluster is None:
         _import_meanwhile("edgelr.workflow")  # torch and the training code (~1 s) while the rows are read
@@ -126,7 +177,8 @@ def train(data, dataset, label, features, C, penalty, optimizer, lr, epochs, bat
         with _ProgressBar(enabled=not as_json and main_rank, total=settings.resolved_epochs) as progress:
             result, rows, estimator = _train_job(data or dataset, params, out, label=label, features=feature_list,
                                                  budget=budget, streamed=streamed, val_fraction=val_fraction,
-                                                 progress=progress, cluster=cluster, whole=report_dir is not None)
+                                                 progress=progress, cluster=cluster, whole=report_dir is not None,
+                                                 threshold=threshold, Cs=Cs, cv=cv)
     finally:
         if cluster is not None:
             cluster.close()
@@ -137,7 +189,9 @@ def train(data, dataset, label, features, C, penalty, optimizer, lr, epochs, bat
             _echo_report(report_training(rows, result, report_dir))
         world_size = cluster.world_size if cluster is not None else None
         if as_json:
-            summary = {"checkpoint": result.checkpoint, "history": result.history, "metrics": result.metrics}
+            summary = {"checkpoint": result.checkpoint, "history": result.history, "metrics": result.metrics,
+                       **({"threshold": result.threshold} if result.threshold is not None else {}),
+                       **({"cv": result.cv.to_json()} if result.cv is not None else {})}
             click.echo(json.dumps({**summary, **({"world_size": world_size} if world_size else {})}, allow_nan=False))
         else:
             _echo_training(result, estimator, streamed=streamed, world_size=world_size)
@@ -176,7 +230,7 @@ def _torchrun_cluster(settings, device: str):
 
 def _echo_training(result, estimator, *, streamed: bool, world_size: int | None) -> None:
     """The end-of-training summary: data, encoding, loss, metrics side by side, checkpoint."""
-    from edgelr.info import encoding_lines, metrics_table
+    from edgelr.info import cv_lines, encoding_lines, metrics_table
 
     n_features = estimator.n_features_in_
     d, h = result.data, result.history
@@ -186,6 +240,11 @@ def _echo_training(result, estimator, *, streamed: bool, world_size: int | None)
                f"{d['validation_rows']} validation), {n_features} features, {len(d['class_counts'])} classes")
     for line in encoding_lines(estimator.categories_, estimator.impute, estimator.encoding_.indicator_names):
         click.echo(line)
+    if result.cv is not None:
+        for line in cv_lines(result.cv.to_json(), len(result.cv.fold_losses)):
+            click.echo(line)
+    if result.threshold is not None:
+        click.echo(f"  threshold   {result.threshold:.6g} (class {estimator.classes_[1]} when p > threshold)")
     click.echo(f"  loss        {h[0]['loss']:.6f} at epoch 0 -> {h[-1]['loss']:.6f} at epoch {h[-1]['epoch']}")
     for line in metrics_table(result.metrics):
         click.echo(line)
@@ -201,21 +260,29 @@ def _echo_training(result, estimator, *, streamed: bool, world_size: int | None)
 @click.option("--opset", type=int, help="ONNX opset (default: the exporter's).")
 @click.option("--atol", type=float, default=1e-5, show_default=True, help="Absolute tolerance on probabilities.")
 @click.option("--rtol", type=float, default=1e-4, show_default=True, help="Relative tolerance on probabilities.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              help="Binary models: the graph labels p > T instead of the checkpoint's threshold.")
 @click.option("--ort", "ort_format", is_flag=True,
               help="Also write the ORT-format model (.ort) and its required-operators config, "
                    "for onnxruntime's mobile and minimal builds.")
-def export(checkpoint, out, data, opset, atol, rtol, ort_format) -> None:
+def export(checkpoint, out, data, opset, atol, rtol, threshold, ort_format) -> None:
     """Export CHECKPOINT to ONNX and prove onnxruntime matches torch.
 
     Writes nothing unless the parity check passes.
 
-    Example: edgelr export models/model.pt -o models/model.onnx --data train.csv
+    Example: edgelr export models/model.pt -o models/model.onnx --data train.csv --threshold 0.3
     """
     _require_training_extra("export")
     from edgelr.export import export_checkpoint
 
     out = out or checkpoint.with_suffix(".onnx")
-    result = export_checkpoint(checkpoint, out, data=data, opset=opset, atol=atol, rtol=rtol, ort_format=ort_format)
+    options = dict(data=data, opset=opset, atol=atol, rtol=rtol, ort_format=ort_format)
+    if threshold is None:
+        result = export_checkpoint(checkpoint, out, **options)
+    else:
+        from edgelr.workflow import export_at_threshold
+
+        result = export_at_threshold(checkpoint, out, threshold, **options)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     for line in result.report.lines():
@@ -337,7 +404,7 @@ def report(checkpoint, data, out_dir, label, model) -> None:
 
 
 def _train_job(data, params: dict, out, *, label, features, budget, streamed, val_fraction, progress, cluster,
-               whole):
+               whole, threshold=None, Cs=None, cv=None):
     """(TrainResult, Dataset or None, the fitted LogisticRegression(**params)): in memory, or streamed when DATA
     is past the budget.
 
@@ -364,8 +431,10 @@ def _train_job(data, params: dict, out, *, label, features, budget, streamed, va
     estimator = LogisticRegression(**params)
     if streamed:
         return train_streamed(data, estimator, out, budget=budget, label=label, features=features,
-                              val_fraction=val_fraction, progress=progress, cluster=cluster), None, estimator
-    result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress, cluster=cluster)
+                              val_fraction=val_fraction, progress=progress, cluster=cluster,
+                              threshold=threshold), None, estimator
+    result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress, cluster=cluster,
+                              threshold=threshold, Cs=Cs, cv=cv)
     return result, dataset, estimator
 
 

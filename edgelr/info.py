@@ -49,6 +49,12 @@ def describe_checkpoint(name: str, state: dict) -> list[str]:
     settings = ", ".join(f"{k}={config[k]}" for k in ("optimizer", "penalty", "C", "class_weight",
                                                      "standardize", "device") if k in config)
     lines.append(f"  training    {settings}")
+    if config.get("threshold_rule"):
+        lines.append(f"  threshold   {state['threshold']:.6g}, chosen by {config['threshold_rule']} "
+                     "on the validation rows")
+    cv = state.get("cv")
+    if isinstance(cv, dict) and cv.get("scores"):
+        lines += cv_lines(cv, cv.get("folds"))
     history = state["history"]
     if history:
         lines.append(f"  loss        {history[0]['loss']:.6f} at epoch 0 -> {history[-1]['loss']:.6f} "
@@ -121,6 +127,13 @@ def metrics_table(metrics: dict) -> list[str]:
         cells = [(metrics[s] or {}).get(m) for s in splits]
         lines.append(f"    {m:<10}" + "".join(f"{c:>12.4f}" if c is not None else f"{'-':>12}" for c in cells))
     return lines
+
+
+def cv_lines(cv: dict, folds: int | None) -> list[str]:
+    """The choice of C (``--cv``): each candidate's mean held-out log loss, the chosen one marked."""
+    head = f"  C chosen    {cv['C']:g} by {folds or '?'}-fold cross-validation (mean held-out log loss):"
+    return [head, *(f"    C={s['C']:<10g}{s['log_loss']:>12.6f}{'  <- chosen' if s['C'] == cv['C'] else ''}"
+                    for s in cv["scores"])]
 
 
 def _model_lines(features: list, classes: list, threshold) -> list[str]:

@@ -15,15 +15,16 @@ METRIC_NAMES = ("accuracy", "log_loss", "precision", "recall", "f1", "roc_auc")
 _EPS = np.finfo(np.float64).eps
 
 
-def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """Metrics of predicted probabilities against true class indices.
 
     y : ndarray of shape (n_rows,), int class indices
     proba : ndarray of shape (n_rows, n_classes), rows summing to 1
+    threshold : a binary model's labels are p1 > threshold (accuracy, precision, recall, f1)
     """
     y = np.asarray(y, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)
-    pred = predicted_labels(proba)
+    pred = predicted_labels(proba, threshold)
     out = {"accuracy": float(np.mean(pred == y)), "log_loss": log_loss(y, proba)}
     if proba.shape[1] == 2:
         out.update(binary_scores(y, pred))
@@ -34,8 +35,9 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]
 class MetricsAccumulator:
     """``classification_metrics`` over chunks of rows, for data streamed past the memory budget.
 
-    Keeps sums and counts, plus, for a binary model's ROC AUC, one float64 score and
-    one byte of label per row, instead of every row's probabilities.
+    Keeps sums and counts, plus, for a binary model, one float64 score and one byte of
+    label per row, instead of every row's probabilities: the ROC AUC needs them, and so
+    do the labels at a threshold chosen after the pass (``result(threshold)``).
     """
 
     def __init__(self) -> None:
@@ -78,11 +80,21 @@ class MetricsAccumulator:
             acc._scores, acc._positive = [scores], [positive.astype(np.int8)]
         return acc
 
-    def result(self) -> dict[str, float]:
+    def binary_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(1 for positive rows, positive-class scores), each of shape (n_rows,), of a binary model's rows."""
+        if not self.binary:
+            raise ValueError("binary_rows: these metrics are of a model with more than two classes")
+        return np.concatenate(self._positive), np.concatenate(self._scores)
+
+    def result(self, threshold: float = 0.5) -> dict[str, float]:
+        """The metrics; a binary model's labels are p1 > ``threshold``."""
         out = {"accuracy": self.correct / self.rows, "log_loss": self.nll / self.rows}
         if self.binary:
-            out.update(scores_from_counts(self.tp, self.fp, self.fn))
-            out["roc_auc"] = roc_auc(np.concatenate(self._positive), np.concatenate(self._scores))
+            y, score = self.binary_rows()
+            pred = (score > threshold).astype(np.int64)
+            out["accuracy"] = float(np.mean(pred == y))
+            out.update(binary_scores(y, pred))
+            out["roc_auc"] = roc_auc(y, score)
         return out
 
 

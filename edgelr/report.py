@@ -58,6 +58,7 @@ class Scored:
     y: np.ndarray
     proba: np.ndarray
     subject: str  # what the rows are, for titles: "validation split", "data.csv", ...
+    threshold: float = 0.5  # a binary model's: labels are p1 > threshold (the confusion matrix, the curves' marker)
 
     @property
     def title(self) -> str:
@@ -217,7 +218,7 @@ def loss_figure(history: list[dict]) -> Figure:
 def confusion_figure(scored: Scored, classes: list[str]) -> Figure:
     """Counts and row-normalized shares (each true class sums to 100%) side by side."""
     k = len(classes)
-    matrix = confusion_matrix(scored.y, predicted_labels(scored.proba), k)
+    matrix = confusion_matrix(scored.y, predicted_labels(scored.proba, scored.threshold), k)
     totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
     side = max(4.0, 0.55 * k + 2.5)
@@ -254,6 +255,10 @@ def roc_figure(scored: Scored, classes: list[str]) -> Figure:
             continue
         fpr, tpr, _ = roc_curve(y, score)
         ax.plot(fpr, tpr, color=f"C{k % 10}", linewidth=2, label=f"{name}: AUC = {auc:.3f}")
+        if len(classes) == 2:
+            tp, fp, fn, tn = _operating_point(y, score, scored.threshold)
+            ax.scatter([fp / (fp + tn)], [tp / (tp + fn)], s=70, color="C3", zorder=3, clip_on=False,
+                       label=f"threshold {scored.threshold:.3g}: FPR {fp / (fp + tn):.3f}, TPR {tp / (tp + fn):.3f}")
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance: AUC = 0.5")
     _unit_square(ax)
     ax.set_xlabel("false positive rate")
@@ -279,6 +284,11 @@ def pr_figure(scored: Scored, classes: list[str]) -> Figure:
         color = f"C{k % 10}"
         ax.plot(recall, precision, drawstyle="steps-post", color=color, linewidth=2,
                 label=f"{name}: AP = {ap:.3f} (chance {chance:.3f})")
+        if len(classes) == 2:
+            tp, fp, fn, _ = _operating_point(y, score, scored.threshold)
+            p_at = tp / (tp + fp) if tp + fp else 1.0  # nothing labelled positive: the curve's end point
+            ax.scatter([tp / (tp + fn)], [p_at], s=70, color="C3", zorder=3, clip_on=False,
+                       label=f"threshold {scored.threshold:.3g}: recall {tp / (tp + fn):.3f}, precision {p_at:.3f}")
         ax.axhline(chance, linestyle="--", color="grey" if len(classes) == 2 else color, linewidth=1, alpha=0.7)
     ax.plot([], [], linestyle="--", color="grey", linewidth=1, label="chance: share of the class")
     _unit_square(ax)
@@ -318,6 +328,12 @@ def calibration_figure(scored: Scored, classes: list[str], n_bins: int = 10) -> 
     bottom.set_xlabel(f"predicted probability of class {positive}")
     bottom.set_ylabel("rows")
     return fig
+
+
+def _operating_point(y: np.ndarray, score: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
+    """(tp, fp, fn, tn) of the labels score > threshold: where the model sits on its curves."""
+    pred, y = score > threshold, y == 1
+    return (int(np.sum(pred & y)), int(np.sum(pred & ~y)), int(np.sum(~pred & y)), int(np.sum(~pred & ~y)))
 
 
 def _one_vs_rest(scored: Scored, classes: list[str]):
@@ -460,11 +476,19 @@ def _encoding_section(state: dict) -> list[str]:
 def _settings_section(state: dict, history: list[dict]) -> list[str]:
     config = state["config"]
     lines = ["## Settings", "", "| setting | value |", "|---|---|"]
-    for key in [*_CONFIG_ORDER, *sorted(set(config) - set(_CONFIG_ORDER))]:
+    for key in [*_CONFIG_ORDER, *sorted(set(config) - set(_CONFIG_ORDER) - {"threshold_rule"})]:
         if key in config:
             lines.append(f"| {key} | {_setting(key, config[key])} |")
     if len(state["classes"]) == 2:
-        lines.append(f"| threshold | {state['threshold']} (class {state['classes'][1]} when p > threshold) |")
+        rule = config.get("threshold_rule")
+        how = f"; chosen by `{rule}` on the validation rows" if rule else ""
+        lines.append(f"| threshold | {state['threshold']:.6g} (class {state['classes'][1]} when p > threshold"
+                     f"{how}; the red dot on the ROC and precision-recall curves) |")
+    cv = state.get("cv")
+    if isinstance(cv, dict) and cv.get("scores"):
+        losses = ", ".join(f"{s['C']:g}: {s['log_loss']:.4f}" for s in cv["scores"])
+        lines.append(f"| C chosen by cross-validation | {cv['C']:g} of {len(cv['scores'])} candidates by the mean "
+                     f"held-out log loss over {cv.get('folds', '?')} stratified folds ({losses}) |")
     if history:
         lines.append(f"| loss | {history[0]['loss']:.6f} at epoch 0 -> {history[-1]['loss']:.6f} at epoch "
                      f"{history[-1]['epoch']} |")

@@ -1,4 +1,4 @@
-"""The ``edgelr train`` and ``edgelr report`` jobs: split, fit, score, save, report.
+"""The ``edgelr train`` and ``edgelr report`` jobs: split, fit, score, save, report (and ``export --threshold``).
 
 The CLI only parses options. ``edgelr.report`` (matplotlib) is imported only by the
 report functions, so training works without the report extra.
@@ -16,19 +16,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from edgelr.checkpoint import build_model, encoding_of, load_checkpoint
+from edgelr.checkpoint import build_model, encoding_of, load_checkpoint, save_checkpoint
 from edgelr.data import Dataset, read_label_cells, stratified_split
 from edgelr.encoding import ONE_PROCESS, Layout, fit_encoding
-from edgelr.errors import DataError, ModelFileError
+from edgelr.errors import ConfigError, DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
 from edgelr.metrics import MetricsAccumulator, classification_metrics
 from edgelr.model import logits, probabilities
 from edgelr.rows import InMemoryRows, StreamedRows, encode_in_memory, encoder, one_torch_thread
+from edgelr.threshold import DEFAULT_THRESHOLD, ThresholdRule, choose_threshold
 from edgelr.train import ProgressFn, resolve_device
 
 if TYPE_CHECKING:
     from edgelr.distributed import Cluster
     from edgelr.report import Report
+    from edgelr.selection import CVResult
 
 
 @dataclass
@@ -38,6 +40,8 @@ class TrainResult:
     metrics: dict  # {"train": {...}, "validation": {...} or None}
     data: dict  # the data summary stored in the checkpoint
     split: tuple[np.ndarray, np.ndarray] | None = None  # (train, validation) row indices into the dataset
+    threshold: float | None = None  # a binary model's threshold (labels are p > threshold); None otherwise
+    cv: CVResult | None = None  # the choice of C, with --cv
 
 
 def train_checkpoint(
@@ -48,21 +52,61 @@ def train_checkpoint(
     val_fraction: float = 0.2,
     progress: ProgressFn | None = None,
     cluster: Cluster | None = None,
+    threshold: ThresholdRule | None = None,
+    Cs: list[float] | None = None,
+    cv: int | None = None,
 ) -> TrainResult:
     """Fit ``estimator`` on a stratified split of ``dataset`` and write the checkpoint.
 
     Under torchrun (``cluster``), every rank fits on and scores its share of the rows
-    (the sums are combined over ranks), and rank 0 writes the checkpoint.
+    (the sums are combined over ranks), and rank 0 writes the checkpoint. ``threshold``:
+    a binary model's threshold, or the rule that chooses it on the validation rows
+    (None: 0.5). ``cv`` folds: choose ``estimator.C`` among ``Cs`` by cross-validation
+    on the training rows first (``edgelr.selection``), then fit at it.
     """
     train_rows, val_rows = stratified_split(dataset.y, val_fraction, estimator.seed)
+    _check_threshold(threshold, dataset.classes, val_rows, dataset.source)
+    search = None
+    if cv is not None:
+        search = _choose_C(estimator, dataset, train_rows, Cs, cv, cluster)
     sources = _fit_split(estimator, dataset, train_rows, val_rows, progress, cluster)
     summary = _summary(dataset, train_rows, val_rows)
 
     def metrics_of(rows):  # the rows training standardized (this rank's) are still in memory: score those
         return _metrics_of_source(estimator, sources[0] if rows is train_rows else sources[1], cluster)
 
-    metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
-    return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
+    metrics, chosen = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster,
+                            threshold, search)
+    return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows), chosen, search)
+
+
+def _choose_C(estimator, dataset: Dataset, train_rows: np.ndarray, Cs: list[float] | None, folds: int,
+              cluster: Cluster | None) -> CVResult:
+    """Cross-validate the C values on the training rows and set ``estimator.C`` to the best."""
+    from edgelr.selection import check_grid, cross_validate_C
+
+    if cluster is not None or dataset.first_row is not None:
+        raise ConfigError("--cv runs in one process on rows in memory; expected a run without torchrun")
+    Cs = list(Cs or [estimator.C])
+    check_grid(Cs, folds, penalty=estimator.penalty)
+    estimator.settings()  # bad settings fail before the folds
+    with _in(dataset.source):
+        search = cross_validate_C(estimator, dataset.X, Layout.of(dataset), dataset.y, dataset.classes, train_rows,
+                                  Cs, folds, device=resolve_device(estimator.device))
+    estimator.C = search.C  # the refit on every training row, from zero, is a plain fit at the chosen C
+    return search
+
+
+def _check_threshold(rule: ThresholdRule | None, classes: list, val_rows: np.ndarray, source: str) -> None:
+    """Before any fit: a threshold needs a binary model, and a rule needs validation rows."""
+    if rule is None:
+        return
+    if len(classes) != 2:
+        raise ConfigError(f"{source}: --threshold {rule} is for binary models, and the label has {len(classes)} "
+                          "classes (a multinomial model takes the most probable class); expected no --threshold")
+    if rule.needs_rows and not val_rows.size:
+        raise ConfigError(f"--threshold {rule} is chosen on the validation rows, and there are none; expected a "
+                          "--val-fraction above 0 (or a threshold given as a number)")
 
 
 def train_streamed(
@@ -76,6 +120,7 @@ def train_streamed(
     val_fraction: float = 0.2,
     progress: ProgressFn | None = None,
     cluster: Cluster | None = None,
+    threshold: ThresholdRule | None = None,
 ) -> TrainResult:
     """``train_checkpoint`` for a CSV bigger than ``budget`` bytes: rows stream from a disk cache.
 
@@ -101,6 +146,7 @@ def train_streamed(
                                 options=options)
         chunk = chunk_rows_for(budget, table.n_features)
         train_rows, val_rows = stratified_split(table.y, val_fraction, estimator.seed)
+        _check_threshold(threshold, table.classes, val_rows, table.source)
         pick = _picker(table.first_row, table.cached_rows, cluster)
         layout = Layout.of(table)
 
@@ -127,8 +173,9 @@ def train_streamed(
         def metrics_of(rows):
             return _metrics_of_source(estimator, source(rows, None, encode), cluster)
 
-        metrics = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster)
-    return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows))
+        metrics, chosen = _save(estimator, out, metrics_of, summary, (train_rows, val_rows), val_fraction, cluster,
+                                threshold, None)
+    return TrainResult(os.fspath(out), estimator.history_, metrics, summary, (train_rows, val_rows), chosen)
 
 
 def _summary(data, train_rows: np.ndarray, val_rows: np.ndarray) -> dict:
@@ -143,20 +190,34 @@ def _summary(data, train_rows: np.ndarray, val_rows: np.ndarray) -> dict:
     }
 
 
-def _save(estimator, out, metrics_of, summary: dict, split, val_fraction: float, cluster) -> dict:
-    """Score the split (every rank its own rows under torchrun) and write the checkpoint (rank 0)."""
+def _save(estimator, out, metrics_of, summary: dict, split, val_fraction: float, cluster,
+          rule: ThresholdRule | None, search: CVResult | None) -> tuple[dict, float | None]:
+    """Score the split (every rank its own rows under torchrun) and write the checkpoint (rank 0).
+
+    ``metrics_of(rows)``: the (combined) MetricsAccumulator of those rows. A binary
+    model's threshold is ``rule``'s, chosen on the validation rows' scores (every rank
+    holds them all), and its metrics are those of the labels p > threshold. Returns
+    (metrics, the threshold or None for a multinomial model).
+    """
     train_rows, val_rows = split
-    metrics = {
-        "train": metrics_of(train_rows),
-        "validation": metrics_of(val_rows) if val_rows.size else None,
-    }
+    train, validation = metrics_of(train_rows), metrics_of(val_rows) if val_rows.size else None
+    threshold = None
+    if train.binary:
+        held = validation.binary_rows() if validation is not None else (np.zeros(0), np.zeros(0))
+        threshold = DEFAULT_THRESHOLD if rule is None else choose_threshold(rule, *held)
+    at = DEFAULT_THRESHOLD if threshold is None else threshold  # ignored by a multinomial model's metrics
+    metrics = {"train": train.result(at), "validation": validation.result(at) if validation is not None else None}
     if cluster is None or cluster.is_main:
         config = {**estimator.config_, "val_fraction": val_fraction,
-                  **({"world_size": cluster.world_size} if cluster else {})}
-        estimator.save(out, metrics=metrics, extra={"data": summary, "config": config})
+                  **({"world_size": cluster.world_size} if cluster else {}),
+                  **({"threshold_rule": str(rule)} if rule is not None and rule.needs_rows else {})}
+        extra = {"data": summary, "config": config, "threshold": at}
+        if search is not None:
+            extra["cv"] = {"folds": int(search.fold_losses.shape[0]), **search.to_json()}
+        estimator.save(out, metrics=metrics, extra=extra)
     if cluster is not None:
         cluster.barrier()  # the checkpoint exists before any rank reports success
-    return metrics
+    return metrics, threshold
 
 
 def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, cluster: Cluster | None):
@@ -210,8 +271,8 @@ def _in(source: str):
         raise DataError(f"{source}: {exc}") from exc
 
 
-def _metrics_of_source(estimator: LogisticRegression, source, cluster: Cluster | None) -> dict:
-    """Metrics of the fitted model on a row source's float32 blocks, over all ranks.
+def _metrics_of_source(estimator: LogisticRegression, source, cluster: Cluster | None) -> MetricsAccumulator:
+    """Metrics of the fitted model on a row source's float32 blocks, over all ranks (``.result()`` them).
 
     The same float32 features training used (and the exported graph takes), in blocks:
     no second standardization pass in float64, no probabilities of every row held.
@@ -225,7 +286,7 @@ def _metrics_of_source(estimator: LogisticRegression, source, cluster: Cluster |
             Wf, bf = affine.fold(W.to(X.device), b.to(X.device))
             z = logits(affine.block(X, Wf.dtype), slots, Wf, Wf.new_zeros(Wf.shape[0])).double() + bf
             metrics.update(y.cpu().numpy(), probabilities(z).cpu().numpy())  # (m, n_classes)
-    return (cluster.combine_metrics(metrics) if cluster else metrics).result()
+    return cluster.combine_metrics(metrics) if cluster else metrics
 
 
 def report_training(dataset: Dataset, result: TrainResult, out_dir: str | os.PathLike) -> Report:
@@ -296,6 +357,47 @@ def _report(state: dict, checkpoint, inputs: tuple[np.ndarray, np.ndarray | None
                 parity = find_parity(sibling, state, inputs, proba)
             except (ModelFileError, PredictorError) as exc:
                 notes.append(f"not used for the parity figures: {exc}")
-    extra = {subject: classification_metrics(y, proba)} if evaluate else None
-    return write_report(out_dir, state, Scored(y, proba, subject), checkpoint=checkpoint, parity=parity,
-                        extra_metrics=extra, notes=notes)
+    extra = {subject: classification_metrics(y, proba, state["threshold"])} if evaluate else None
+    scored = Scored(y, proba, subject, state["threshold"])
+    return write_report(out_dir, state, scored, checkpoint=checkpoint, parity=parity, extra_metrics=extra,
+                        notes=notes)
+
+
+# The metrics whose value depends on the threshold: measured at the training threshold, they do not
+# describe a model exported at another one.
+_THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")
+
+
+def export_at_threshold(checkpoint: str | os.PathLike, out: str | os.PathLike, threshold: float, **options):
+    """``edgelr.export.export_checkpoint`` of ``checkpoint`` with its binary threshold replaced.
+
+    The graph and the ``edgelr.threshold`` metadata carry ``threshold``; the checkpoint
+    is left as it is. Its accuracy, precision, recall and f1 were measured at the
+    training threshold, so they are left out of the model's metrics (``edgelr evaluate``
+    measures them at the new one). Returns the ExportResult, with a note saying so.
+    """
+    import tempfile
+
+    from edgelr.export import export_checkpoint
+
+    name = os.fspath(checkpoint)
+    state = load_checkpoint(checkpoint)
+    if len(state["classes"]) != 2:
+        raise ConfigError(f"{name}: --threshold is for binary models, and this one has {len(state['classes'])} "
+                          "classes (it labels the most probable one); expected no --threshold")
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"--threshold {threshold:g}: expected a probability strictly between 0 and 1")
+    if os.path.exists(out) and os.path.samefile(out, checkpoint):  # export_checkpoint sees only the copy
+        raise ConfigError(f"{os.fspath(out)}: is the checkpoint being exported; expected a different -o path")
+    trained_at = state["threshold"]
+    state["threshold"] = float(threshold)
+    state["metrics"] = {split: None if m is None else {k: v for k, v in m.items() if k not in _THRESHOLD_METRICS}
+                        for split, m in state["metrics"].items()}
+    with tempfile.TemporaryDirectory(prefix="edgelr-export-") as folder:
+        copy = Path(folder) / Path(name).name
+        save_checkpoint(state, copy)
+        result = export_checkpoint(copy, out, **options)
+    if threshold != trained_at:
+        result.notes.append(f"threshold {threshold:g} instead of the checkpoint's {trained_at:g}; its accuracy, "
+                            "precision, recall and f1 (measured at that one) are left out of the model's metrics")
+    return result

@@ -171,7 +171,8 @@ def test_json_summary_is_the_only_stdout(tmp_path, binary_csv):
     result = run("train", str(binary_csv), "--json", "-o", str(tmp_path / "m.pt"))
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary) == {"checkpoint", "history", "metrics"}
+    assert set(summary) == {"checkpoint", "history", "metrics", "threshold"}  # binary: its threshold, 0.5
+    assert summary["threshold"] == 0.5
     assert summary["checkpoint"] == str(tmp_path / "m.pt")
     assert set(summary["metrics"]) == {"train", "validation"}
     for split in ("train", "validation"):
@@ -266,3 +267,113 @@ def test_repeated_feature_and_unwritable_output(tmp_path):
 def test_directory_given_as_model(tmp_path):
     assert_error(run("export", str(tmp_path)), "is a directory")
     assert_error(run("info", str(tmp_path)), "is a directory")
+
+
+# -- spec section 3: --threshold; section 5: export --threshold -------------------------
+
+def _validation_rows(csv_path):
+    """(X, y) of the rows ``edgelr train`` holds out by default (val fraction 0.2, seed 0)."""
+    from edgelr.data import read_csv, stratified_split
+
+    data = read_csv(csv_path)
+    _, val_rows = stratified_split(data.y, 0.2, 0)
+    return data.X[val_rows], data.y[val_rows]
+
+
+def test_threshold_recall_rule_reaches_it_and_the_graph_labels_p_above_it(tmp_path, binary_csv):
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    from edgelr.estimator import LogisticRegression
+    from edgelr.runtime import Predictor
+
+    out = tmp_path / "m.pt"
+    result = run("train", str(binary_csv), "--threshold", "recall:0.98", "--json", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    t = summary["threshold"]
+    assert 0 < t < 0.5  # catching 98% of the positives takes a threshold below the default here
+    X, y = _validation_rows(binary_csv)
+    p = LogisticRegression.load(out).predict_proba(X)[:, 1]
+    pred = (p > t).astype(int)
+    assert recall_score(y, pred) >= 0.98
+    validation = summary["metrics"]["validation"]  # measured at the chosen threshold
+    assert validation["recall"] == pytest.approx(recall_score(y, pred))
+    assert validation["precision"] == pytest.approx(precision_score(y, pred))
+    assert validation["f1"] == pytest.approx(f1_score(y, pred))
+    assert validation["accuracy"] == pytest.approx(accuracy_score(y, pred))
+    assert "threshold" in run("info", str(out)).output and "chosen by recall:0.98" in run("info", str(out)).output
+
+    assert run("export", str(out)).exit_code == 0
+    model = Predictor(out.with_suffix(".onnx"))
+    assert model.threshold == t
+    labels, proba = model.score(X.astype(np.float32), as_index=True)
+    near = np.abs(proba[:, 1] - t) <= 1e-5  # rows within the parity tolerance may fall either way
+    np.testing.assert_array_equal(labels[~near], (proba[:, 1] > t).astype(int)[~near])
+
+
+def test_threshold_number_and_report_marker(tmp_path, binary_csv):
+    out, report = tmp_path / "m.pt", tmp_path / "report"
+    result = run("train", str(binary_csv), "--threshold", "0.3", "--report", str(report), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "threshold   0.3 (class 1 when p > threshold)" in result.output
+    card = (report / "model_card.md").read_text()
+    assert "| threshold | 0.3 (class 1 when p > threshold; the red dot on the ROC" in card
+    max_f1 = run("train", str(binary_csv), "--threshold", "max-f1", "--report", str(report), "-o", str(out))
+    assert max_f1.exit_code == 0, max_f1.output
+    assert "chosen by `max-f1` on the validation rows" in (report / "model_card.md").read_text()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--threshold", "max-f1", "--val-fraction", "0"], ["--threshold max-f1 is chosen on the validation rows",
+                                                        "--val-fraction 0 leaves none"]),
+    (["--threshold", "precision:1", "--val-fraction", "0"], ["--threshold precision:1 is chosen"]),
+])
+def test_threshold_rules_need_validation_rows(tmp_path, binary_csv, args, fragments):
+    assert_error(run("train", str(binary_csv), *args, "-o", str(tmp_path / "m.pt")), *fragments)
+
+
+def test_threshold_is_for_binary_models(tmp_path, multiclass_csv):
+    result = run("train", str(multiclass_csv), "--threshold", "0.3", "-o", str(tmp_path / "m.pt"))
+    assert_error(result, "--threshold 0.3 is for binary models, and the label has 3 classes")
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("value", ["1.5", "0", "precision:2", "f1", "recall:x"])
+def test_unparsable_threshold_is_a_usage_error(tmp_path, binary_csv, value):
+    result = run("train", str(binary_csv), "--threshold", value, "-o", str(tmp_path / "m.pt"))
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--threshold'" in result.stderr
+
+
+def test_export_threshold_overrides_the_checkpoints(tmp_path, binary_checkpoint):
+    import numpy as np
+
+    from edgelr.checkpoint import load_checkpoint
+    from edgelr.runtime import Predictor
+
+    before = binary_checkpoint.read_bytes()
+    out = tmp_path / "t.onnx"
+    result = run("export", str(binary_checkpoint), "-o", str(out), "--threshold", "0.2")
+    assert result.exit_code == 0, result.output
+    assert "note: threshold 0.2 instead of the checkpoint's 0.5" in result.stderr
+    assert binary_checkpoint.read_bytes() == before
+    assert load_checkpoint(binary_checkpoint)["threshold"] == 0.5
+    model = Predictor(out)
+    assert model.threshold == 0.2
+    metrics = json.loads(model.metadata["edgelr.metrics"])
+    assert "accuracy" not in metrics["train"] and "roc_auc" in metrics["train"]
+    X = np.random.default_rng(0).normal(size=(500, 5)) * [1.0, 10.0, 100.0, 0.1, 5.0] + [0, 5, -3, 1000, 0]
+    labels, proba = model.score(X.astype(np.float32), as_index=True)
+    near = np.abs(proba[:, 1] - 0.2) <= 1e-5
+    np.testing.assert_array_equal(labels[~near], (proba[:, 1] > 0.2).astype(int)[~near])
+    assert "binary, threshold 0.2" in run("info", str(out)).output
+
+
+def test_export_threshold_errors(tmp_path, binary_checkpoint, multiclass_checkpoint):
+    assert_error(run("export", str(multiclass_checkpoint), "-o", str(tmp_path / "m.onnx"), "--threshold", "0.3"),
+                 "--threshold is for binary models, and this one has 3 classes")
+    assert not (tmp_path / "m.onnx").exists()
+    assert run("export", str(binary_checkpoint), "-o", str(tmp_path / "b.onnx"), "--threshold", "1").exit_code == 2
+    assert_error(run("export", str(binary_checkpoint), "-o", str(binary_checkpoint), "--threshold", "0.3"),
+                 "is the checkpoint being exported")
