@@ -1,0 +1,247 @@
+"""edgelr.LogisticRegression as a scikit-learn estimator: its checks, model selection, weights, persistence.
+
+scikit-learn is the independent reference throughout: its own estimator checks, and its
+LogisticRegression run to a tight optimum on the same folds and weights.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_wine
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_estimator, check_sample_weight_equivalence_on_dense_data
+
+import edgelr
+from edgelr.errors import ConfigError, DataError
+from edgelr.estimator import EXPECTED_FAILED_CHECKS
+
+C_GRID = [0.01, 0.1, 1.0, 10.0]
+
+
+def sklearn_lr(**kwargs) -> SkLogisticRegression:
+    """scikit-learn run to a tight optimum, so differences are ours, not its early stop."""
+    return SkLogisticRegression(tol=1e-10, max_iter=100_000, **kwargs)
+
+
+def ours(**kwargs) -> edgelr.LogisticRegression:
+    return edgelr.LogisticRegression(device="cpu", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    return load_breast_cancer(return_X_y=True)
+
+
+@pytest.fixture(scope="module")
+def cancer_scaled(cancer):
+    X, y = cancer
+    return StandardScaler().fit_transform(X), y
+
+
+def test_check_estimator_passes():
+    """scikit-learn's own checks: none fails; the expected failures are few, each with its reason."""
+    assert len(EXPECTED_FAILED_CHECKS) <= 3 and all(EXPECTED_FAILED_CHECKS.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the checks' own warnings (SkipTestWarning: no array API here)
+        results = check_estimator(edgelr.LogisticRegression(), expected_failed_checks=EXPECTED_FAILED_CHECKS,
+                                  on_fail=None)
+    failed = [(r["check_name"], r["exception"]) for r in results if r["status"] == "failed"]
+    assert not failed, failed
+    assert sum(r["status"] == "passed" for r in results) >= 60  # of 63 (the array-API one is skipped)
+    # a declared failure that started passing should leave the list
+    xfailed = {r["check_name"] for r in results if r["status"] == "xfail"}
+    assert xfailed == set(EXPECTED_FAILED_CHECKS)
+
+
+def test_sample_weight_is_repetition_without_standardization():
+    """The declared failure is the unweighted standardization only: the weighted optimum itself is exact."""
+    check_sample_weight_equivalence_on_dense_data("LogisticRegression", ours(standardize=False))
+
+
+def test_grid_search_over_C_chooses_sklearns_C(cancer):
+    """GridSearchCV on breast cancer, unshuffled stratified 5-fold, log loss: same C, same scores."""
+    X, y = cancer
+    cv = StratifiedKFold(5)
+
+    def search(model):
+        grid = {"logisticregression__C": C_GRID}
+        return GridSearchCV(make_pipeline(StandardScaler(), model), grid, cv=cv, scoring="neg_log_loss").fit(X, y)
+
+    mine, theirs = search(ours(standardize=False)), search(sklearn_lr())
+    assert mine.best_params_ == theirs.best_params_
+    np.testing.assert_allclose(mine.cv_results_["mean_test_score"], theirs.cv_results_["mean_test_score"],
+                               rtol=1e-4)
+    np.testing.assert_allclose(mine.predict_proba(X), theirs.predict_proba(X), atol=1e-4)
+
+
+def test_cross_val_predict_probabilities_match_sklearn(cancer):
+    X, y = cancer
+    cv = StratifiedKFold(5)
+    mine = cross_val_predict(make_pipeline(StandardScaler(), ours(standardize=False)), X, y, cv=cv,
+                             method="predict_proba")
+    theirs = cross_val_predict(make_pipeline(StandardScaler(), sklearn_lr()), X, y, cv=cv, method="predict_proba")
+    assert mine.shape == (len(y), 2)
+    np.testing.assert_allclose(mine, theirs, atol=1e-3)
+
+
+def test_cross_val_score_is_accuracy(cancer):
+    X, y = cancer
+    scores = cross_val_score(ours(), X, y, cv=StratifiedKFold(5))
+    theirs = cross_val_score(make_pipeline(StandardScaler(), sklearn_lr()), X, y, cv=StratifiedKFold(5))
+    assert scores.shape == (5,) and scores.dtype == np.float64
+    np.testing.assert_allclose(scores, theirs, atol=1 / 100)  # a row or so of 114 per fold
+
+
+def _weights(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.1, 3.0, size=n)
+
+
+@pytest.mark.parametrize("class_weight", [None, "balanced", {0: 2.0, 1: 0.5}])
+def test_sample_weight_lands_on_sklearns_weighted_optimum(cancer_scaled, class_weight):
+    """Random positive weights, alone and times class weights as scikit-learn multiplies them."""
+    X, y = cancer_scaled
+    w = _weights(len(y))
+    mine = ours(standardize=False, class_weight=class_weight).fit(X, y, sample_weight=w)
+    theirs = sklearn_lr(class_weight=class_weight).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(mine.coef_, theirs.coef_, atol=1e-3)
+    np.testing.assert_allclose(mine.intercept_, theirs.intercept_, atol=1e-3)
+    unweighted = sklearn_lr(class_weight=class_weight).fit(X, y)
+    assert np.abs(unweighted.coef_ - theirs.coef_).max() > 1e-2  # the weights did matter
+
+
+def test_sample_weight_multiclass(cancer_scaled):
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    w = _weights(len(y), seed=1)
+    mine = ours(standardize=False, C=0.5).fit(X, y, sample_weight=w)
+    theirs = sklearn_lr(C=0.5).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(mine.predict_proba(X), theirs.predict_proba(X), atol=1e-4)
+    # a softmax's coefficients are defined up to a shift common to all classes; scikit-learn's sum to zero too
+    np.testing.assert_allclose(mine.coef_ - mine.coef_.mean(axis=0), theirs.coef_, atol=1e-3)
+
+
+def test_class_weight_dict_equals_weighting_rows(cancer_scaled):
+    X, y = cancer_scaled
+    by_class = ours(standardize=False, class_weight={0: 3.0, 1: 1.0}).fit(X, y)
+    by_row = ours(standardize=False).fit(X, y, sample_weight=np.where(y == 0, 3.0, 1.0))
+    np.testing.assert_allclose(by_class.coef_, by_row.coef_, atol=1e-6)
+
+
+def test_round_trips_predict_the_same(cancer, tmp_path):
+    """clone, pickle and joblib: the same predictions, to the bit."""
+    X, y = cancer
+    fitted = ours(C=0.3).fit(X, y)
+    expected = fitted.predict_proba(X)
+    refit = clone(fitted)
+    assert not hasattr(refit, "coef_") and refit.get_params() == fitted.get_params()
+    np.testing.assert_array_equal(refit.fit(X, y).predict_proba(X), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).predict_proba(X), expected)
+    joblib.dump(fitted, tmp_path / "model.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "model.joblib").predict_proba(X), expected)
+
+
+def test_params_deep_and_set_params():
+    pipe = make_pipeline(StandardScaler(), ours(standardize=False))
+    params = pipe.get_params(deep=True)
+    assert params["logisticregression__C"] == 1.0 and params["logisticregression__standardize"] is False
+    pipe.set_params(logisticregression__C=0.25, logisticregression__class_weight="balanced")
+    assert pipe[-1].C == 0.25 and pipe[-1].class_weight == "balanced"
+    assert "C=0.25" in repr(pipe[-1])
+
+
+def test_score_is_accuracy_and_metrics_keeps_the_rest(cancer):
+    X, y = cancer
+    model = ours().fit(X, y)
+    score = model.score(X, y)
+    assert isinstance(score, float) and score == accuracy_score(y, model.predict(X))
+    metrics = model.metrics(X, y)
+    assert metrics["accuracy"] == pytest.approx(score)
+    assert {"log_loss", "precision", "recall", "f1", "roc_auc"} <= set(metrics)
+
+
+def test_feature_names_only_from_string_column_names(cancer):
+    X, y = cancer
+    names = load_breast_cancer().feature_names
+    on_frame = ours().fit(pd.DataFrame(X, columns=names), y)
+    assert on_frame.feature_names_in_.dtype == object and list(on_frame.feature_names_in_) == list(names)
+    on_array = ours().fit(X, y)
+    assert not hasattr(on_array, "feature_names_in_") and on_array.n_features_in_ == X.shape[1]
+    on_int_columns = ours().fit(pd.DataFrame(X), y)  # column names 0..29: not feature names, as scikit-learn
+    assert not hasattr(on_int_columns, "feature_names_in_") and on_int_columns.n_features_in_ == X.shape[1]
+    # a model fit on an array takes a frame's columns in order, whatever their names
+    np.testing.assert_allclose(on_array.predict_proba(pd.DataFrame(X, columns=names)), on_array.predict_proba(X),
+                               rtol=1e-12)  # a frame's values come column-major: the last bit may differ
+    # the frame is copied into a table of edgelr's, the array trained on where it lies: the same optimum
+    np.testing.assert_allclose(on_frame.predict_proba(pd.DataFrame(X, columns=names)), on_array.predict_proba(X),
+                               atol=1e-6)
+
+
+def test_decision_function_is_the_logit(cancer):
+    X, y = cancer
+    model = ours().fit(X, y)
+    p = model.predict_proba(X)[:, 1]
+    np.testing.assert_allclose(model.decision_function(X), np.log(p / (1 - p)), rtol=1e-6, atol=1e-6)
+
+
+def test_bad_input_messages():
+    X = np.random.default_rng(0).normal(size=(20, 4))
+    y = np.arange(20) % 2
+    with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
+        ours().predict(X)
+    with pytest.raises(ConfigError):  # an edgelr error too, for the CLI
+        ours().predict(X)
+    model = ours().fit(X, y)
+    with pytest.raises(DataError, match="X has 3 features, but LogisticRegression is expecting 4 features"):
+        model.predict(X[:, :3])
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(DataError, match=r"row 3, column 2 is NaN; expected finite numbers .*impute="):
+        ours().fit(bad, y)
+    bad[3, 2] = np.inf
+    with pytest.raises(DataError, match="row 3, column 2 is inf"):
+        model.predict_proba(bad)
+    with pytest.raises(ValueError, match="Unknown label type"):
+        ours().fit(X, np.linspace(0, 1, 20))
+    with pytest.raises(ValueError, match="Negative values in data passed to `sample_weight`"):
+        ours().fit(X, y, sample_weight=np.where(y == 0, -1.0, 1.0))
+    for class_weight in (None, "balanced"):
+        with pytest.raises(DataError, match="every row of class 1 weighs 0"):
+            ours(class_weight=class_weight).fit(X, y, sample_weight=1.0 - y)
+    with pytest.raises(ConfigError, match="class_weight .* expected"):
+        ours(class_weight={0: -1.0}).fit(X, y)
+
+
+def test_edge_commands_never_import_sklearn(tmp_path):
+    """scikit-learn is a training-side dependency: predict, info and evaluate run without it."""
+    model = Path(__file__).parent.parent / "models" / "reference" / "students-v0.3.0.onnx"
+    data = tmp_path / "rows.csv"
+    data.write_text("lecture_hours,lab_hours,passed\n1,2,0\n5,3,1\n")
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "import edgelr, edgelr.runtime\n"
+        "from edgelr.cli import main\n"
+        f"for args in (['predict', {str(model)!r}, {str(data)!r}], ['info', {str(model)!r}],\n"
+        f"             ['evaluate', {str(model)!r}, {str(data)!r}, '--label', 'passed']):\n"
+        "    r = CliRunner().invoke(main, args)\n"
+        "    assert r.exit_code == 0, (args, r.output)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
