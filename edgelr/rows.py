@@ -160,13 +160,13 @@ class InMemoryRows:
 
     @classmethod
     def fitted(cls, X: np.ndarray, y: np.ndarray, sample_weight, fit: Fitter, device: torch.device,
-               index: np.ndarray | None = None) -> tuple[InMemoryRows, Encoding]:
+               index: np.ndarray | None = None, workers: int = 1) -> tuple[InMemoryRows, Encoding]:
         """(rows, encoding): rows ``index`` of raw numeric X, standardized with ``fit(their stats)``.
 
         For rows without text columns or missing cells: X is read once for both the
         statistics and the copy; see ``standardize_fitted``.
         """
-        X32, encoding = standardize_fitted(X, fit, device, index=index)
+        X32, encoding = standardize_fitted(X, fit, device, index=index, workers=workers)
         return cls(X32, None, *_labels(y, sample_weight, device)), encoding
 
     def subsample(self, step: int) -> InMemoryRows:
@@ -205,11 +205,12 @@ def encode_in_memory(X: np.ndarray, layout: Layout, spec: EncodingSpec, y: np.nd
     anything else one pass to fit the encoding (a median takes a few more) and one to
     encode.
     """
+    workers = torch.get_num_threads()  # the cores the statistics pass may use, read before they are turned off
     with one_torch_thread():
-        return _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place)
+        return _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place, workers)
 
 
-def _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place):
+def _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place, workers):
     if layout.plain and spec.impute is None:
         def fit(stats: ColumnStats) -> Encoding:
             if not (np.isfinite(stats.moments.mean).all() and np.isfinite(stats.moments.m2).all()):
@@ -218,9 +219,9 @@ def _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, i
 
         caller_array = in_place and _every_row(index, X.shape[0]) and device.type == "cpu"
         if caller_array and X.dtype in (np.float32, np.float64):
-            encoding = fit(plain_stats(X)[0])
+            encoding = fit(plain_stats(X, workers=workers)[0])
             return InMemoryRows.in_place(X, y, sample_weight, encoding.mean, encoding.scale, device), encoding
-        return InMemoryRows.fitted(X, y, sample_weight, fit, device, index=index)
+        return InMemoryRows.fitted(X, y, sample_weight, fit, device, index=index, workers=workers)
     encoding = fit_encoding(layout, spec, lambda: (part for _, part in row_chunks(X, index, CACHE_CELLS)),
                             ranks=ranks)
     return InMemoryRows.encoded(X, y, sample_weight, encoder(encoding, layout), device, index=index), encoding
@@ -340,8 +341,8 @@ def encode_to_tensors(X: np.ndarray, encode: Encoder, device: torch.device, *, p
     return out.to(device, non_blocking=pin), None if slots is None else slots.to(device)
 
 
-def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *,
-                       index: np.ndarray | None = None) -> tuple[torch.Tensor, Encoding]:
+def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *, index: np.ndarray | None = None,
+                       workers: int = 1) -> tuple[torch.Tensor, Encoding]:
     """(float32 standardized X[index], encoding), reading X once (numeric rows without missing cells).
 
     The mean is only known after the pass, so the pass stores X - pilot in float32
@@ -351,7 +352,7 @@ def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *,
     """
     n = X.shape[0] if index is None else index.size
     out = _empty_float32(n, X.shape[1])
-    stats, pilot = plain_stats(X, index, out=out)
+    stats, pilot = plain_stats(X, index, out=out, workers=workers)
     encoding = fit(stats)
     mean, scale = encoding.mean, encoding.scale
     inv_scale = torch.as_tensor(1.0 / scale, dtype=torch.float32)
@@ -360,14 +361,16 @@ def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *,
     return out.to(device), encoding
 
 
-def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *,
-                out: torch.Tensor | None = None) -> tuple[ColumnStats, np.ndarray]:
+def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Tensor | None = None,
+                workers: int = 1) -> tuple[ColumnStats, np.ndarray]:
     """(moments and ranges of X[index], pilot): one pass over numeric rows without missing cells.
 
     Sums are taken of X - pilot, pilot the mean of ~1,000 rows spread over X: close to
     the true mean, so a float32 X keeps the precision of centred values (torch's sums
-    are cascaded: ~1e-7 relative). ``out`` (float32, X[index]'s shape): the same pass
-    stores X[index] - pilot there (``standardize_fitted``'s copy).
+    are cascaded: ~1e-7 relative), and the chunks' float64 sums add up without a
+    pairwise merge. ``out`` (float32, X[index]'s shape): the same pass stores
+    X[index] - pilot there (``standardize_fitted``'s copy). ``workers`` threads sum
+    chunks at once (the caller turns torch's own threads off: ``encode_in_memory``).
     """
     n = X.shape[0] if index is None else index.size
     spread = np.linspace(0, n - 1, min(n, _PILOT_ROWS)).astype(np.int64)
@@ -376,24 +379,32 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *,
     dtype = np.float32 if X.dtype == np.float32 else np.float64  # float32 rows are summed in float32
     shift = pilot.astype(dtype)
     pilot = shift.astype(np.float64)  # exactly the shift the sums are taken from
-    moments = Moments.empty(X.shape[1])
-    low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
-    # One thread, chunk by chunk (the caller may turn torch's threads off: encode_in_memory
-    # does); threads of our own here, as the objective's passes have, held more memory.
-    for start, part in row_chunks(X, index, CACHE_CELLS):
-        m = part.shape[0]
+
+    def chunk_sums(chunk: tuple[int, np.ndarray]) -> torch.Tensor:
+        """[sum of x - pilot, sum of (x - pilot)^2, min, max] (4, d) float64 of one chunk."""
+        start, part = chunk
         part = np.asarray(part, dtype=dtype)
         dev = np.subtract(part, shift)  # numpy: fast whatever X's memory order (pandas': Fortran)
         if out is not None:
-            out.numpy()[start : start + m] = dev
+            out.numpy()[start : start + part.shape[0]] = dev
         part, dev = torch.from_numpy(part), torch.from_numpy(dev)
-        s1 = dev.sum(dim=0).double().numpy()
-        s2 = dev.square_().sum(dim=0).double().numpy()
-        with np.errstate(over="ignore", invalid="ignore"):  # the moments report overflow and NaN
-            moments = moments.merge(Moments(float(m), pilot + s1 / m, s2 - s1 * (s1 / m)))
-        low = np.minimum(low, part.amin(dim=0).double().numpy())
-        high = np.maximum(high, part.amax(dim=0).double().numpy())
-    return ColumnStats.from_moments(moments, low, high), pilot
+        s1 = dev.sum(dim=0)
+        return torch.stack([s1.double(), dev.square_().sum(dim=0).double(), part.amin(dim=0).double(),
+                            part.amax(dim=0).double()])
+
+    sums = torch.zeros(2, X.shape[1], dtype=torch.float64)
+    low, high = torch.full((X.shape[1],), np.inf, dtype=torch.float64), torch.full((X.shape[1],), -np.inf,
+                                                                                     dtype=torch.float64)
+    # Two workers halve the pass (1M x 100 float32: 180 -> 115 ms). Smaller chunks than
+    # 2 MB were slower: the dispatch per chunk outweighed the cache they saved.
+    for part in ordered_map(chunk_sums, row_chunks(X, index, CACHE_CELLS), workers):
+        sums += part[:2]  # in chunk order: the same sums whatever the thread count
+        torch.minimum(low, part[2], out=low)  # NaN propagates: the fit reports it
+        torch.maximum(high, part[3], out=high)
+    s1, s2 = sums.numpy()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the moments report overflow and NaN
+        moments = Moments(float(n), pilot + s1 / max(n, 1), s2 - s1 * (s1 / max(n, 1)))
+    return ColumnStats.from_moments(moments, low.numpy(), high.numpy()), pilot
 
 
 def _empty_float32(n: int, d: int) -> torch.Tensor:
