@@ -1,4 +1,4 @@
-"""The optimizers' algorithms, written with plain tensors: L-BFGS, SGD and Adam.
+"""The optimizers' algorithms, written with plain tensors: L-BFGS, OWL-QN, SGD and Adam.
 
 Why not ``torch.optim``: its optimizers import ``torch._dynamo`` on first use (their
 ``step`` wrappers and ``__init__`` ask the compiler whether it is tracing), which costs
@@ -7,7 +7,9 @@ here needs the compiler, so the algorithms are written out: full-batch L-BFGS wi
 strong-Wolfe line search (Nocedal & Wright, *Numerical Optimization*, 2nd ed.,
 algorithms 7.4, 3.5 and 3.6) on one flat float64 vector, and SGD and Adam updates of
 parameter tensors in place (Adam as ``torch.optim.Adam`` defines it; a test checks the
-two agree).
+two agree). An L1 term makes the objective non-smooth where a weight is zero; OWL-QN
+(Andrew & Gao, *Scalable training of L1-regularized log-linear models*, ICML 2007) is
+L-BFGS confined to one orthant per step, and its projection leaves exact zeros.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ Evaluate = Callable[[torch.Tensor], tuple[float, torch.Tensor]]
 _C1, _C2 = 1e-4, 0.9  # the Wolfe conditions' sufficient decrease and curvature constants
 _CURVATURE_MIN = 1e-10  # a step whose s.y is below this teaches nothing about the curvature
 
+Pairs = deque  # of (s, y, 1 / y.s), the curvature pairs, oldest first
+
 
 class LBFGS:
     """Minimize ``evaluate`` from ``x`` (flat float64), one ``step()`` per iteration.
@@ -39,7 +43,7 @@ class LBFGS:
         self.evaluate, self.lr, self.max_evals = evaluate, lr, max_evals
         self.x = x.detach().clone()
         self.loss, self.grad = evaluate(self.x)
-        self._pairs: deque[tuple[torch.Tensor, torch.Tensor, float]] = deque(maxlen=history_size)  # (s, y, 1/y.s)
+        self._pairs: Pairs = deque(maxlen=history_size)
 
     def step(self) -> bool:
         """One iteration: a direction, then a strong-Wolfe line search along it. False when no step was taken."""
@@ -60,19 +64,80 @@ class LBFGS:
         return True
 
     def _direction(self) -> torch.Tensor:
-        """-H g by the two-loop recursion, H the L-BFGS inverse-Hessian estimate."""
-        q = -self.grad
-        alphas = []
-        for s, y, rho in reversed(self._pairs):
-            a = rho * float(s @ q)
-            q = q - a * y
-            alphas.append(a)
-        if self._pairs:
-            s, y, rho = self._pairs[-1]
-            q = q / (rho * float(y @ y))  # H0 = s.y / y.y: the latest pair's scale
-        for (s, y, rho), a in zip(self._pairs, reversed(alphas)):
-            q = q + (a - rho * float(y @ q)) * s
-        return q
+        return _two_loop(self._pairs, self.grad)
+
+
+def _two_loop(pairs: Pairs, g: torch.Tensor) -> torch.Tensor:
+    """-H g by the two-loop recursion, H the L-BFGS inverse-Hessian estimate of ``pairs``."""
+    q = -g
+    alphas = []
+    for s, y, rho in reversed(pairs):
+        a = rho * float(s @ q)
+        q = q - a * y
+        alphas.append(a)
+    if pairs:
+        s, y, rho = pairs[-1]
+        q = q / (rho * float(y @ y))  # H0 = s.y / y.y: the latest pair's scale
+    for (s, y, rho), a in zip(pairs, reversed(alphas)):
+        q = q + (a - rho * float(y @ q)) * s
+    return q
+
+
+class OWLQN:
+    """Minimize ``evaluate(x)``, which includes ``sum(l1 * |x|)``, from ``x`` (flat float64).
+
+    ``evaluate`` returns the whole objective (the L1 term included) and the gradient of
+    its smooth part only; ``l1`` (x's shape, >= 0) weighs each coordinate's absolute
+    value (0 for the intercepts). ``grad`` is the pseudo-gradient: the negative of the
+    steepest descent direction of the whole objective, zero at its minimum. Each step
+    stays in one orthant (coordinates keep their sign or become exactly 0), along a
+    backtracking line search on the sufficient-decrease condition. One ``step()`` per
+    iteration, as ``LBFGS``.
+    """
+
+    def __init__(self, x: torch.Tensor, evaluate: Evaluate, l1: torch.Tensor, *, lr: float = 1.0,
+                 history_size: int = 20, max_evals: int = 25):
+        self.evaluate, self.l1, self.lr, self.max_evals = evaluate, l1, lr, max_evals
+        self.x = x.detach().clone()
+        self.loss, self._smooth = evaluate(self.x)
+        self._pairs: Pairs = deque(maxlen=history_size)
+
+    @property
+    def grad(self) -> torch.Tensor:
+        """The pseudo-gradient at x: the gradient where |x_i| is differentiable; at a zero, the
+        one-sided derivative that descends, or 0 where neither side does."""
+        g, x, l1 = self._smooth, self.x, self.l1
+        right, left = g + l1, g - l1  # the whole objective's derivatives to either side of 0
+        at_zero = torch.where(right < 0, right, torch.where(left > 0, left, torch.zeros_like(g)))
+        return torch.where(x > 0, right, torch.where(x < 0, left, at_zero))
+
+    def step(self) -> bool:
+        """One iteration: a direction in the pseudo-gradient's orthant, then a projected backtracking search.
+
+        False when no step was taken.
+        """
+        v = self.grad
+        d = _two_loop(self._pairs, v)
+        d = torch.where(d * v < 0, d, torch.zeros_like(d))  # only the components that descend
+        if not float(v @ d) < 0:
+            return False
+        orthant = torch.where(self.x != 0, torch.sign(self.x), -torch.sign(v))
+        t = self.lr if self._pairs else self.lr * min(1.0, 1.0 / float(v.abs().sum()))
+        for _ in range(self.max_evals):
+            x = self.x + t * d
+            x = torch.where(torch.sign(x) == orthant, x, torch.zeros_like(x))  # leaving the orthant: 0
+            loss, smooth = self.evaluate(x)
+            if loss <= self.loss + _C1 * float(v @ (x - self.x)):
+                break
+            t *= 0.5
+        else:
+            return False
+        s, y = x - self.x, smooth - self._smooth
+        ys = float(y @ s)
+        if ys > _CURVATURE_MIN:
+            self._pairs.append((s, y, 1.0 / ys))
+        self.x, self.loss, self._smooth = x, loss, smooth
+        return True
 
 
 def _strong_wolfe(phi: Callable[[float], tuple[float, torch.Tensor]], t: float, d: torch.Tensor, f0: float,

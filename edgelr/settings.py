@@ -22,10 +22,11 @@ DEFAULT_EPOCHS = {"lbfgs": 100, "sgd": 100, "adam": 100}
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How to minimize; what to minimize comes from C and penalty."""
+    """How to minimize; what to minimize comes from C, penalty and l1_ratio."""
 
-    C: float = 1.0  # inverse L2 strength, as scikit-learn's C
-    penalty: str = "l2"  # "l2" or "none"
+    C: float = 1.0  # inverse regularization strength, as scikit-learn's C
+    penalty: str = "l2"  # "l2" (with l1_ratio: elastic net) or "none"
+    l1_ratio: float = 0.0  # the L1 share of the penalty: 0 = L2, 1 = L1, between = elastic net
     optimizer: str = "lbfgs"  # full-batch L-BFGS with a strong-Wolfe line search
     lr: float | None = None  # None: DEFAULT_LR[optimizer]
     epochs: int | None = None  # L-BFGS: most iterations; sgd/adam: passes over the data
@@ -44,6 +45,15 @@ class TrainSettings:
             raise ConfigError(f"penalty '{self.penalty}' is unknown; expected one of {', '.join(PENALTIES)}")
         if not 0 < self.C < math.inf:
             raise ConfigError(f"C must be a finite number > 0, got {self.C}")
+        if not 0.0 <= self.l1_ratio <= 1.0:
+            raise ConfigError(f"l1_ratio must be between 0 and 1, got {self.l1_ratio}")
+        if self.l1_ratio and self.penalty == "none":
+            raise ConfigError(f"l1_ratio {self.l1_ratio} weighs a penalty, and penalty is 'none'; "
+                              "expected l1_ratio 0 or penalty 'l2'")
+        if self.l1_ratio and self.optimizer != "lbfgs":
+            # A (sub)gradient step never lands on exactly zero: the zeros an L1 penalty promises need OWL-QN.
+            raise ConfigError(f"l1_ratio {self.l1_ratio} needs the lbfgs optimizer (OWL-QN leaves exact zeros); "
+                              f"got optimizer '{self.optimizer}'")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.epochs is not None and self.epochs < 0:
@@ -55,11 +65,11 @@ class TrainSettings:
 
 
 def train_settings(*, C: float, penalty: str, optimizer: str, lr: float | None, epochs: int | None,
-                   batch_size: int | None, seed: int, class_weight: str | None,
+                   batch_size: int | None, seed: int, class_weight: str | None, l1_ratio: float = 0.0,
                    tol: float = TrainSettings.tol) -> TrainSettings:
     """The validated settings of an estimator's parameters (``LogisticRegression.settings``)."""
-    settings = TrainSettings(C=C, penalty=penalty, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
-                             tol=tol, seed=seed)
+    settings = TrainSettings(C=C, penalty=penalty, l1_ratio=l1_ratio, optimizer=optimizer, lr=lr, epochs=epochs,
+                             batch_size=batch_size, tol=tol, seed=seed)
     settings.validate()
     if class_weight not in CLASS_WEIGHTS:
         raise ConfigError(f"class_weight '{class_weight}' is unknown; expected None or 'balanced'")

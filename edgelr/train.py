@@ -1,9 +1,11 @@
 """Fitting the linear layer: scikit-learn's objective, minimized with edgelr.optim's algorithms.
 
-The objective is the (sample-weighted) mean cross-entropy plus ``||W||^2 / (2 C n)``,
-which is scikit-learn's ``C * sum(loss) + ||W||^2 / 2`` divided by ``C n``: the same
-optimum, on a scale where a learning rate means the same thing at any row count. The
-intercept is never penalized.
+The objective is the (sample-weighted) mean cross-entropy plus
+``(l1_ratio ||W||_1 + (1 - l1_ratio) ||W||^2 / 2) / (C n)``, which is scikit-learn's
+``C * sum(loss) + penalty`` divided by ``C n``: the same optimum, on a scale where a
+learning rate means the same thing at any row count. The intercept is never penalized.
+With an L1 part (``l1_ratio`` > 0), L-BFGS becomes OWL-QN (edgelr.optim), whose steps
+leave exact zeros, as scikit-learn's saga does.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch.nn.functional as F
 
 from edgelr.errors import ConfigError
 from edgelr.model import LogisticModel, category_table, logits
-from edgelr.optim import LBFGS, Adam, sgd_step
+from edgelr.optim import LBFGS, OWLQN, Adam, sgd_step
 from edgelr.rows import one_torch_thread, ordered_map
 from edgelr.settings import DEFAULT_LR, TrainSettings
 
@@ -70,13 +72,14 @@ class Objective:
     identity, so one process and several compute the same numbers.
     """
 
-    def __init__(self, model: LogisticModel, rows, *, C: float, penalty: str, n_total: int | None = None,
-                 sum_ranks: SumFn | None = None):
+    def __init__(self, model: LogisticModel, rows, *, C: float, penalty: str, l1_ratio: float = 0.0,
+                 n_total: int | None = None, sum_ranks: SumFn | None = None):
         self.model, self.rows = model, rows
         self.n_total = rows.n if n_total is None else n_total
         self.sum_ranks = sum_ranks or (lambda t: t)
         self.binary = model.linear.out_features == 1
-        self.l2 = 0.0 if penalty == "none" else 1.0 / (C * self.n_total)
+        strength = 0.0 if penalty == "none" else 1.0 / (C * self.n_total)
+        self.l1, self.l2 = strength * l1_ratio, strength * (1.0 - l1_ratio)  # per weight, on the mean's scale
         # The products' type. float32 rounding makes the objective a slightly rough
         # function of the parameters, ~1e-7/sqrt(n) relative: on few rows that stalls
         # L-BFGS short of ``tol`` where the data leave a direction nearly flat. Few rows
@@ -106,6 +109,8 @@ class Objective:
 
     def loss_and_grad(self, grad: bool = True) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Full objective (float64 scalar) and its gradient [dW, db] (float64), in one pass over the rows.
+
+        The gradient is that of the smooth part: the L1 term's is the optimizer's (OWL-QN).
 
         The gradient is written out rather than taken by autograd so that each block is
         read once for both products while it is still in the CPU cache.
@@ -229,9 +234,13 @@ class Objective:
         return G
 
     def _penalty(self) -> torch.Tensor:
-        if not self.l2:
-            return torch.zeros((), dtype=torch.float64, device=self.model.linear.weight.device)
-        return 0.5 * self.l2 * self.model.linear.weight.double().square().sum()
+        W = self.model.linear.weight.double()
+        penalty = torch.zeros((), dtype=torch.float64, device=W.device)
+        if self.l2:
+            penalty = penalty + 0.5 * self.l2 * W.square().sum()
+        if self.l1:
+            penalty = penalty + self.l1 * W.abs().sum()
+        return penalty
 
 
 def fit(objective: Objective, settings: TrainSettings, progress: ProgressFn | None = None,
@@ -288,7 +297,14 @@ def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list
     # The warm start moves the parameters (every model) and may return whitened coordinates (binary).
     coords = _warm_start(objective, lr, epochs, tol) or _Direct(objective.model)
     warmed = not all(torch.equal(p, q) for p, q in zip(params, start))
-    opt = LBFGS(coords.x, _evaluator(objective, coords), lr=lr, history_size=20, max_evals=1 + _MAX_LINE_SEARCH)
+    evaluate, searches = _evaluator(objective, coords), dict(history_size=20, max_evals=1 + _MAX_LINE_SEARCH)
+    if objective.l1:  # in the model's own coordinates (_warm_start whitens none): one orthant per weight
+        weights = objective.model.linear.weight.numel()
+        l1 = torch.zeros_like(coords.x)
+        l1[:weights] = objective.l1
+        opt = OWLQN(coords.x, evaluate, l1, lr=lr, **searches)
+    else:
+        opt = LBFGS(coords.x, evaluate, lr=lr, **searches)
     loss = opt.loss
     eps = float(torch.finfo(torch.float64).eps)
     for epoch in range(1, epochs + 1):
@@ -345,8 +361,10 @@ def _warm_start(objective, lr, epochs, tol):
     # per-class preconditioner gets wrong; multiclass fits start warm in their own
     # coordinates. Models with text columns too: their Hessian would need the one-hot
     # products this module never forms.
+    # And not with an L1 part: whitening mixes the weights, and OWL-QN needs each alone.
     numeric_only = objective.model.n_numeric == objective.model.linear.in_features
-    return _Whitened.of(objective.model, sub.hessian()) if objective.binary and numeric_only else None
+    whiten = objective.binary and numeric_only and not objective.l1
+    return _Whitened.of(objective.model, sub.hessian()) if whiten else None
 
 
 def _fit_first_order(objective, params, settings, lr, epochs, progress, validation) -> list[dict]:
