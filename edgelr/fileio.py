@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgelr.errors import OutputError
+from edgelr.interrupts import raise_if_interrupted
 
 
 @contextlib.contextmanager
@@ -32,6 +33,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_current_umask())
     try:
         yield tmp
+        raise_if_interrupted()  # an interrupted run never puts its output in place, even if it got this far
         os.replace(tmp, target)
     finally:
         # On success the rename already consumed tmp; on any failure remove the leftovers.

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from edgelr.errors import ConfigError
+from edgelr.interrupts import raise_if_interrupted
 from edgelr.model import LogisticModel, category_table, logits
 from edgelr.optim import LBFGS, OWLQN, Adam, sgd_step
 from edgelr.rows import one_torch_thread, ordered_map
@@ -282,6 +283,7 @@ def _start_loss(objective: Objective) -> float:
 
 def _entry(epoch: int, loss: float, validation: Objective | None) -> dict:
     """One history entry; the held-out loss is evaluated at the same parameters."""
+    raise_if_interrupted()  # every epoch: a Ctrl-C or SIGTERM that something swallowed still ends the fit
     entry = {"epoch": epoch, "loss": loss}
     if validation is not None:
         with torch.no_grad():

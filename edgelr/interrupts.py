@@ -1,0 +1,84 @@
+"""Ctrl-C and SIGTERM end a command cleanly: no output, no temporary file, exit 130 / 143 (spec section 8).
+
+SIGTERM is what ``systemd`` and ``docker stop`` send. Python's default for it is to die
+on the spot, which skips every ``finally`` -- and with them ``fileio.atomic_path``'s
+removal of its temporary file. ``catch_interruptions`` turns SIGTERM into an exception
+raised in the main thread, as Ctrl-C already is (KeyboardInterrupt), so the same
+unwinding cleans up after both.
+
+An exception raised by a signal handler lands wherever the main thread happens to be,
+and library code with a bare ``except:`` (torch's import path has some) can swallow it:
+a run once went on training after its SIGTERM. So the handlers also remember the
+signal, and ``raise_if_interrupted`` raises it again where a command would otherwise
+go on: before an output file is renamed into place and between training epochs.
+Standard library only: the edge commands use it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived. A BaseException, as KeyboardInterrupt: ``except Exception`` does not swallow it."""
+
+
+INTERRUPTIONS = (KeyboardInterrupt, Terminated)
+# Exit statuses of a command ended by a signal, as a shell reports a process it killed: 128 + the signal.
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+
+_received: list[int] = []  # the signals that arrived, first first
+_RETRY_SECONDS = 0.05  # a signal that arrived during an import is sent again after this long
+_TORCH = f"{os.sep}torch{os.sep}"  # in the file names of torch's modules
+
+
+def _handle(signum, frame) -> None:
+    _received.append(signum)
+    if _unsafe(frame):
+        # An exception in the middle of importing torch left it half-initialized, and the
+        # process crashed on the way out (SIGSEGV, SIGABRT); one inside torch's own
+        # callbacks was printed and ignored. The same signal comes again, to the main
+        # thread, a moment later: by then it is back in code that unwinds cleanly.
+        retry = threading.Timer(_RETRY_SECONDS, signal.pthread_kill, (threading.main_thread().ident, signum))
+        retry.daemon = True
+        retry.start()
+        return
+    _raise(signum)
+
+
+def _unsafe(frame) -> bool:
+    """Whether ``frame`` (where the main thread was interrupted) is inside an import or torch's code."""
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith("<frozen importlib") or _TORCH in name:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _raise(signum: int) -> None:
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def catch_interruptions() -> None:
+    """Raise ``Terminated`` (SIGTERM) and KeyboardInterrupt (Ctrl-C) in the main thread, and remember them.
+
+    A no-op off the main thread, where Python cannot install signal handlers.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _handle)
+        signal.signal(signal.SIGINT, _handle)
+
+
+def raise_if_interrupted() -> None:
+    """Raise the first interruption again if one arrived (and was swallowed on its way up)."""
+    if _received:
+        _raise(_received[0])
+
+
+def exit_status(exc: KeyboardInterrupt | Terminated) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM."""
+    return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED

@@ -1,0 +1,96 @@
+"""Ctrl-C and SIGTERM: no output, no temporary file, the earlier output untouched, exit 130 / 143 (spec section 8)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgelr import fileio, interrupts
+
+EDGELR = [sys.executable, "-m", "edgelr"]
+# The tests wait until the command has installed its handlers: /proc tells (Linux, as CI).
+pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/PID/status (Linux)")
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (the SigCgt mask of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(mask & (1 << (signum - 1)))
+
+
+def wait_for(condition, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"the command ended early: {proc.communicate()}"
+        assert time.monotonic() < deadline, "the command never got there"
+        time.sleep(0.02)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
+
+
+@pytest.fixture
+def model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("model")
+    subprocess.run([*EDGELR, "train", "--val-fraction", "0", "-o", str(folder / "m.pt")], check=True,
+                   capture_output=True)
+    subprocess.run([*EDGELR, "export", str(folder / "m.pt"), "-o", str(folder / "m.onnx")], check=True,
+                   capture_output=True)
+    return folder / "m.onnx"
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_interrupted_predict_leaves_no_output_and_the_earlier_one_untouched(tmp_path, model, signum, status):
+    # The rows come through a named pipe kept open: predict is mid-file, its temporary
+    # output beside out.csv, for as long as the test likes.
+    fifo, out = tmp_path / "rows.csv", tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    out.write_text("earlier output\n")
+    proc = subprocess.Popen([*EDGELR, "predict", str(model), str(fifo), "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with open(fifo, "w") as pipe:
+        pipe.write("lecture_hours,lab_hours\n1,2\n5,3\n")
+        pipe.flush()
+        wait_for(lambda: catches(proc.pid, signal.SIGTERM) and leftovers(tmp_path), proc)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    assert err.strip() == f"Interrupted ({'Terminated' if signum == signal.SIGTERM else 'KeyboardInterrupt'}): " \
+                          "no output was written."
+    assert out.read_text() == "earlier output\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_sigterm_during_training_leaves_the_earlier_checkpoint(tmp_path):
+    out = tmp_path / "model.pt"
+    out.write_bytes(b"earlier checkpoint")
+    # sgd for far more epochs than the test waits: SIGTERM lands mid-fit.
+    proc = subprocess.Popen([*EDGELR, "train", "--optimizer", "sgd", "--epochs", "100000000", "-o", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: catches(proc.pid, signal.SIGTERM), proc)
+    time.sleep(0.5)  # into the imports, where the signal must wait for them to finish
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert out.read_bytes() == b"earlier checkpoint"
+    assert leftovers(tmp_path) == []
+
+
+def test_an_interruption_something_swallowed_still_keeps_the_output_out(tmp_path, monkeypatch):
+    # The handler raised, library code swallowed the exception, and the command went on
+    # to its end: the output must still not be put in place.
+    monkeypatch.setattr(interrupts, "_received", [signal.SIGTERM])
+    target = tmp_path / "out.txt"
+    with pytest.raises(interrupts.Terminated), fileio.atomic_path(target) as tmp:
+        tmp.write_text("finished anyway")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
