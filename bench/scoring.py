@@ -31,7 +31,9 @@ same processes (a long-running service's view).
 The models are trained and exported here, in a temporary directory, on synthetic data with
 30 features; on such data the export picks its 'folded' graph. Every onnxruntime session
 gets the same settings: intra-op threads = the machine's core count (the commands: the
-default), default graph optimizations, the CPU provider. Every process is spawned and
+default; the Predictor, ``threads=`` that count, runs a big batch's chunks on that many
+threads of its own over a single-threaded session), default graph optimizations, the CPU
+provider. Every process is spawned and
 reaped by a small, fresh Python: on Linux a child's ``ru_maxrss`` starts at the peak of
 the process that spawned it, and this one holds torch and a 120 MB batch.
 """

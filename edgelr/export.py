@@ -113,14 +113,17 @@ class ExportGraph(nn.Module):
         k = self.by_value.shape[2]
         return torch.gather(self.by_value, 0, ids[:, :, None].expand(-1, -1, k)).sum(dim=1)
 
-    def _linear(self, W: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """x @ W^T: (batch,) for a binary model, (batch, n_classes) otherwise."""
+    def _linear(self, W: torch.Tensor, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x @ W^T (+ bias): (batch,) for a binary model, (batch, n_classes) otherwise."""
         if not self.binary:
-            return x @ W.T
+            return x @ W.T if bias is None else x @ W.T + bias
         # w x^T, a Gemm with one row, rather than x w^T, a Gemm with one column: onnxruntime
         # runs the first ~3x faster on a tall batch. The reshape is free; a transpose would
-        # be fused back into the slow form.
-        return F.linear(W, x).reshape(-1)
+        # be fused back into the slow form. The bias rides in the Gemm's C input (addmm's
+        # transpose of x is fused into the Gemm's transB): one node less per call.
+        if bias is None:
+            return F.linear(W, x).reshape(-1)
+        return torch.addmm(bias.reshape(1, 1), W, x.T).reshape(-1)
 
     def _numeric(self, features: torch.Tensor) -> torch.Tensor:
         """The numeric part of the logits, imputation included."""
@@ -131,14 +134,14 @@ class ExportGraph(nn.Module):
             x = torch.where(missing, torch.zeros((), dtype=x.dtype), x)
             miss = missing.to(x.dtype)  # (batch, d) 0/1
         if self.variant == "folded":
-            z = self._linear(self.weight, x) + self.bias
+            z = self._linear(self.weight, x, self.bias)
             return z if miss is None else z + self._linear(self.weight_missing, miss)
         x = x.to(self.mean.dtype)
         if miss is not None:
             x = x + miss.to(x.dtype) * self.fill
             if self.indicators:
                 x = torch.cat([x, miss.index_select(1, self.indicator_index).to(x.dtype)], dim=1)
-        return self._linear(self.weight, (x - self.mean) * self.inv_scale) + self.bias
+        return self._linear(self.weight, (x - self.mean) * self.inv_scale, self.bias)
 
     def forward(self, features: torch.Tensor, ids: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         z = self._numeric(features)  # (batch,) binary, (batch, n_classes) otherwise
@@ -149,7 +152,10 @@ class ExportGraph(nn.Module):
         z = z + (z - z)
         if not self.binary:
             return torch.argmax(z, dim=1), probabilities(z).to(torch.float32)
-        proba = probabilities(z[:, None]).to(torch.float32)  # (batch, 2); sigmoid stays in [0, 1], no clamp
+        # (batch, 2): one Sigmoid on [-z, z], which is probabilities(z[:, None]) value for value (column 0
+        # is sigmoid(-z)), one node less than a Sigmoid per column and the same one Concat; it stays in [0, 1].
+        zc = z[:, None]
+        proba = torch.sigmoid(torch.cat([-zc, zc], dim=1)).to(torch.float32)
         # The threshold lives in the graph, applied to the logit: p > t <=> z > logit(t).
         return (z > self.logit_threshold).to(torch.int64), proba
 

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -36,11 +37,15 @@ NAN_ROWS_KEY, NAN_ROWS = "edgelr.non_finite", "nan"
 # padded), so a row scores the same whatever else is in the batch.
 _ALIGN = 16
 # Rows per onnxruntime call on a big batch (a multiple of _ALIGN): its intermediate tensors are
-# allocated once and reused call after call, where one call on the whole batch faults ~50 MB of
-# fresh memory in (1M x 30, the first call in a process: ~25 ms whole, ~11 ms in these chunks,
-# ~20 ms in chunks of 262,144). Each chunk pays onnxruntime's thread hand-offs once more: warm,
-# these chunks take ~1.5 ms per million rows more than one call on the whole batch.
+# allocated once per thread and reused call after call, where one call on the whole batch faults
+# ~50 MB of fresh memory in, and they stay in the core's cache between the graph's nodes.
 _CHUNK_ROWS = 65_536
+# Rows per scoring thread a batch needs before it is shared between threads. The session itself
+# is single-threaded; the Predictor's threads take the chunks in turn, so one thread's memory-bound
+# Gemm overlaps another's elementwise nodes, no node waits on onnxruntime's intra-op threads (a
+# hand-off per node per chunk), and a thread that another process holds off a core delays the
+# call by one chunk at most, not by half the batch.
+_SPLIT_ROWS = 16_384
 # Cells that mean "no value", as edgelr's CSV reader has them (edgelr.data.MISSING_TOKENS;
 # repeated here because this file stands alone).
 _MISSING_TOKENS = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL"})
@@ -61,7 +66,10 @@ class Predictor:
         The ``.onnx`` (or ``.ort``) file. It must be self-contained (no external data)
         and carry edgelr's metadata.
     threads : int or None
-        onnxruntime intra-op threads; None leaves onnxruntime's default.
+        Threads that score a big batch, each running its share of the rows through a
+        single-threaded onnxruntime session; None: one per core this process may use
+        (the count onnxruntime's own default takes). Batches under ~32,000 rows run on
+        the calling thread alone.
 
     Safe to share between threads: onnxruntime sessions allow concurrent ``run`` calls
     and the predictor keeps no per-call state.
@@ -70,6 +78,7 @@ class Predictor:
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         self.path = os.fspath(path)
         self._session = _open_session(self.path, threads)
+        self._threads = threads or _cores()
         meta = self._session.get_modelmeta().custom_metadata_map
         if meta.get("edgelr.format") != METADATA_FORMAT:
             raise PredictorError(f"{self.path}: an ONNX model but not an edgelr model "
@@ -131,47 +140,80 @@ class Predictor:
         whose logits overflow float32 are an error of their own. Files exported before that
         (no ``edgelr.non_finite`` in the metadata) show a non-finite input as a NaN or an
         exact 0, so rows with an exact 0, saturated ones too, are scanned.
+
+        A big batch is scored chunk by chunk (whole panels) on up to ``threads`` threads, each
+        taking the next chunk when it is free (onnxruntime runs outside the GIL); the error of
+        the earliest bad chunk is raised, so the first bad row is named whatever the threads.
         """
         n = features.shape[0]
-        if n <= _CHUNK_ROWS:
+        threads = min(self._threads, n // _SPLIT_ROWS) or 1
+        if n <= _CHUNK_ROWS and threads == 1:
             labels, probabilities = self._run_block(features, categories)
             self._check_rows(features, probabilities, 0)
             return labels, probabilities
         labels = np.empty(n, dtype=np.int64) if label else None
         probabilities = np.empty((n, len(self.classes)), dtype=np.float32) if proba else None
-        if categories is not None:  # onnxruntime binds no string inputs: run, then copy
-            for start in range(0, n, _CHUNK_ROWS):
-                stop = min(start + _CHUNK_ROWS, n)
-                part_labels, part = self._run_block(features[start:stop], categories[start:stop])
-                self._check_rows(features, part, start)
-                if label:
-                    labels[start:stop] = part_labels
-                if proba:
-                    probabilities[start:stop] = part
-            return labels, probabilities
-        # Outputs written in place by onnxruntime, chunk by chunk: no copies. An output not asked for
-        # goes to one chunk of scratch, reused (a whole-batch array would be fresh memory, page by page).
-        binding = self._session.io_binding()
-        scratch_labels = None if label else np.empty(_CHUNK_ROWS, dtype=np.int64)
-        scratch = None if proba else np.empty((_CHUNK_ROWS, len(self.classes)), dtype=np.float32)
         whole = n - n % _ALIGN
-        for start in range(0, whole, _CHUNK_ROWS):
-            stop = min(start + _CHUNK_ROWS, whole)
-            out_labels = labels[start:stop] if label else scratch_labels[:stop - start]
-            out = probabilities[start:stop] if proba else scratch[:stop - start]
-            binding.bind_cpu_input("features", features[start:stop])
-            binding.bind_output("label", "cpu", 0, np.int64, [stop - start], out_labels.ctypes.data)
-            binding.bind_output("probabilities", "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
-            self._session.run_with_iobinding(binding)
-            self._check_rows(features, out, start)
-        if whole < n:  # the rows past the last whole panel
-            tail_labels, tail = self._run_block(features[whole:], None)
-            self._check_rows(features, tail, whole)
-            if label:
-                labels[whole:] = tail_labels
-            if proba:
-                probabilities[whole:] = tail
+        rows = min(_CHUNK_ROWS, -(-whole // threads // _ALIGN) * _ALIGN)  # whole panels, a chunk per thread at least
+        chunks = [(a, min(a + rows, whole)) for a in range(0, whole, rows)] + ([(whole, n)] if whole < n else [])
+        jobs = iter(range(len(chunks)))  # shared: each thread takes the next chunk when it is free
+        failed: dict[int, BaseException] = {}
+
+        def score() -> None:
+            scorer = self._chunk_scorer(features, categories, labels, probabilities, rows)
+            for i in jobs:
+                if failed and min(failed) < i:  # an earlier chunk has the first bad row
+                    return
+                try:
+                    scorer(*chunks[i])
+                except BaseException as exc:  # raised by the caller: the earliest chunk's
+                    failed[i] = exc
+                    return
+
+        helpers = [threading.Thread(target=score, name=f"edgelr score {k}", daemon=True) for k in range(1, threads)]
+        for thread in helpers:
+            thread.start()
+        score()
+        for thread in helpers:
+            thread.join()
+        if failed:
+            raise failed[min(failed)]
         return labels, probabilities
+
+    def _chunk_scorer(self, features: np.ndarray, categories: np.ndarray | None, labels: np.ndarray | None,
+                      probabilities: np.ndarray | None, rows: int):
+        """A function scoring rows a:b into ``labels`` and ``probabilities`` (either may be None: not asked for)
+        and checking them; b - a at most ``rows``, whole panels but for the batch's last rows. One per thread."""
+        width = len(self.classes)
+
+        def copied(a: int, b: int) -> None:  # string inputs, or the rows past the last whole panel
+            part_labels, part = self._run_block(features[a:b], None if categories is None else categories[a:b])
+            self._check_rows(features, part, a)
+            if labels is not None:
+                labels[a:b] = part_labels
+            if probabilities is not None:
+                probabilities[a:b] = part
+
+        if categories is not None:  # onnxruntime binds no string inputs: run, then copy
+            return copied
+        # Outputs written in place by onnxruntime: no copies. Labels not asked for are not bound: onnxruntime
+        # keeps them in its own arena, reused run after run. Probabilities not asked for go to one chunk of
+        # scratch, reused: the check reads them.
+        binding = self._session.io_binding()
+        scratch = None if probabilities is not None else np.empty((rows, width), dtype=np.float32)
+
+        def bound(a: int, b: int) -> None:
+            if (b - a) % _ALIGN:
+                return copied(a, b)
+            out = scratch[:b - a] if probabilities is None else probabilities[a:b]
+            binding.bind_cpu_input("features", features[a:b])
+            if labels is not None:
+                binding.bind_output("label", "cpu", 0, np.int64, [b - a], labels[a:].ctypes.data)
+            binding.bind_output("probabilities", "cpu", 0, np.float32, [b - a, width], out.ctypes.data)
+            self._session.run_with_iobinding(binding)
+            self._check_rows(features, out, a)
+
+        return bound
 
     def _run_block(self, features: np.ndarray, categories: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """onnxruntime on whole 16-row panels: the rows past the last whole panel run on their own, padded
@@ -342,10 +384,11 @@ def _open_session(path: str, threads: int | None) -> ort.InferenceSession:
         raise PredictorError(f"{path}: no such model file; expected an .onnx or .ort file written by 'edgelr export'")
     options = ort.SessionOptions()
     options.log_severity_level = 4  # failures surface as PredictorError, not as log lines
-    if threads is not None:
-        if threads < 1:
-            raise PredictorError(f"threads must be >= 1, got {threads}")
-        options.intra_op_num_threads = threads
+    if threads is not None and threads < 1:
+        raise PredictorError(f"threads must be >= 1, got {threads}")
+    # One thread per run: the Predictor runs a big batch's pieces on threads of its own (_run_inputs).
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
     with open(path, "rb") as handle:
         model = handle.read()
     try:
@@ -360,6 +403,14 @@ def _open_session(path: str, threads: int | None) -> ort.InferenceSession:
         reason = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
         raise PredictorError(f"{path}: onnxruntime cannot load it, truncated or not an ONNX/ORT model "
                              f"({reason})") from exc
+
+
+def _cores() -> int:
+    """The cores this process may run on (onnxruntime's default thread count counts them too)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _padded(block: np.ndarray, fill) -> np.ndarray:

@@ -226,7 +226,7 @@ def test_runtime_imports_no_other_edgelr_module():
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported <= {"__future__", "json", "math", "os", "re", "collections", "numpy", "onnxruntime"}
+    assert imported <= {"__future__", "json", "math", "os", "re", "threading", "collections", "numpy", "onnxruntime"}
 
 
 def test_pandas_dataframe_columns_by_name(binary):
@@ -282,9 +282,16 @@ def saturating_rows(n: int, seed: int) -> np.ndarray:
     return X.astype(np.float32)
 
 
+def split(predictor: Predictor, monkeypatch, chunk: int = 64, threads: int = 3) -> None:
+    """The big-batch path on a small batch: chunks of ``chunk`` rows, pieces on ``threads`` threads."""
+    monkeypatch.setattr(runtime, "_CHUNK_ROWS", chunk)
+    monkeypatch.setattr(runtime, "_SPLIT_ROWS", 100)
+    monkeypatch.setattr(predictor, "_threads", threads)
+
+
 def test_rows_score_the_same_whatever_the_batch(predictor, monkeypatch):
-    """Bit for bit: alone, in batches of any size, across the chunks of a big batch."""
-    monkeypatch.setattr(runtime, "_CHUNK_ROWS", 64)  # the chunked path on a small batch
+    """Bit for bit: alone, in batches of any size, across the chunks and threads of a big batch."""
+    split(predictor, monkeypatch)
     X = saturating_rows(1000, seed=1)
     whole = predictor.predict_proba(X)
     assert (whole == 0).any()  # some rows saturate
@@ -305,13 +312,14 @@ def test_rows_score_the_same_whatever_the_batch(predictor, monkeypatch):
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_input_named_in_saturated_and_ordinary_rows(predictor, monkeypatch, chunk, bad):
     if chunk:
-        monkeypatch.setattr(runtime, "_CHUNK_ROWS", chunk)
-    X = saturating_rows(600, seed=2)
+        split(predictor, monkeypatch, chunk)  # 600 rows: 3 pieces of 200 rows on 3 threads, then 8 padded
+    X = saturating_rows(608 + 5, seed=2)
     proba = predictor.predict_proba(X)  # saturated finite rows: no error
     saturated = np.flatnonzero((proba == 0).any(axis=1))
     ordinary = np.flatnonzero((proba > 1e-3).all(axis=1))
     assert saturated.size > 20 and ordinary.size > 20
-    for row in (saturated[11], ordinary[13], saturated[-1], ordinary[-1]):
+    rows = (saturated[11], ordinary[13], saturated[-2], ordinary[-2], 205, 405, len(X) - 2)  # 205, 405: pieces 2, 3
+    for row in rows:
         for col in (0, 4):
             Y = X.copy()
             Y[row, col] = bad
@@ -338,6 +346,26 @@ def test_imputing_model_takes_nan_and_refuses_infinity(imputing_onnx, monkeypatc
                 predictor.predict_proba(Y)
 
 
+def test_threads_bound_the_pieces_and_change_no_value(predictor, monkeypatch):
+    X = saturating_rows(1000, seed=4)
+    split(predictor, monkeypatch, threads=4)
+    started = []
+
+    class Thread(threading.Thread):
+        def start(self):
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(runtime.threading, "Thread", Thread)
+    proba, labels = predictor.predict_proba(X), predictor.predict(X)
+    assert len(started) == 2 * 3  # 4 pieces per call: the calling thread scores the first
+    started.clear()
+    monkeypatch.setattr(predictor, "_threads", 1)
+    np.testing.assert_array_equal(predictor.predict_proba(X), proba)
+    np.testing.assert_array_equal(predictor.predict(X), labels)
+    assert not started
+
+
 def test_finite_inputs_whose_logits_overflow_are_an_error(predictor):
     """An error exactly when the graph's logits overflow float32 (its output has NaN for the row)."""
     for values in ([3e38, -3e38, 3e38, -3e38, 3e38], [3e38] * 5, [-3e38] * 5, [1e30] * 5):
@@ -361,7 +389,7 @@ def test_earlier_files_keep_the_exact_zero_check(name, monkeypatch):
     X = np.vstack([X, X * 1e4, X * -1e4] * 30)  # far out: exact zeros
     for chunk in (None, 16):
         if chunk:
-            monkeypatch.setattr(runtime, "_CHUNK_ROWS", chunk)
+            split(predictor, monkeypatch, chunk)
         proba = predictor.predict_proba(X)
         assert (proba == 0).any()
         Y = X.copy()
