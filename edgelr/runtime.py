@@ -386,9 +386,12 @@ def _open_session(path: str, threads: int | None) -> ort.InferenceSession:
     options.log_severity_level = 4  # failures surface as PredictorError, not as log lines
     if threads is not None and threads < 1:
         raise PredictorError(f"threads must be >= 1, got {threads}")
-    # One thread per run: the Predictor runs a big batch's pieces on threads of its own (_run_inputs).
+    # One thread per run: the Predictor runs a big batch's chunks on threads of its own (_run_inputs).
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    # No memory pattern: the arena's blocks of one chunk are reused by the next. A pattern, planned
+    # after a run of each new shape, is one more block of fresh memory, faulted in on the second chunk.
+    options.enable_mem_pattern = False
     with open(path, "rb") as handle:
         model = handle.read()
     try:
