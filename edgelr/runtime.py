@@ -16,11 +16,11 @@ a missing value is None, NaN or "" (the graph's own input for it is "").
 
 from __future__ import annotations
 
+import _thread
 import json
 import math
 import os
 import re
-import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -159,23 +159,30 @@ class Predictor:
         jobs = iter(range(len(chunks)))  # shared: each thread takes the next chunk when it is free
         failed: dict[int, BaseException] = {}
 
-        def score() -> None:
-            scorer = self._chunk_scorer(features, categories, labels, probabilities, rows)
-            for i in jobs:
-                if failed and min(failed) < i:  # an earlier chunk has the first bad row
-                    return
-                try:
+        def score(done=None) -> None:
+            i = -1
+            try:
+                scorer = self._chunk_scorer(features, categories, labels, probabilities, rows)
+                for i in jobs:
+                    if failed and min(failed) < i:  # an earlier chunk has the first bad row
+                        return
                     scorer(*chunks[i])
-                except BaseException as exc:  # raised by the caller: the earliest chunk's
-                    failed[i] = exc
-                    return
+            except BaseException as exc:  # raised by the caller: the earliest chunk's
+                failed[i] = exc
+            finally:
+                if done is not None:
+                    done.release()
 
-        helpers = [threading.Thread(target=score, name=f"edgelr score {k}", daemon=True) for k in range(1, threads)]
-        for thread in helpers:
-            thread.start()
+        # Helpers started without waiting for them (threading.Thread.start waits until the new thread
+        # runs: milliseconds when other processes hold the cores): the calling thread scores at once,
+        # and a helper takes the next chunk whenever it gets a core.
+        helpers = [_thread.allocate_lock() for _ in range(threads - 1)]
+        for done in helpers:
+            done.acquire()
+            _thread.start_new_thread(score, (done,))
         score()
-        for thread in helpers:
-            thread.join()
+        for done in helpers:
+            done.acquire()  # released when that helper has no chunk left
         if failed:
             raise failed[min(failed)]
         return labels, probabilities
@@ -365,7 +372,8 @@ class Predictor:
 
     @property
     def session(self) -> ort.InferenceSession:
-        """The underlying onnxruntime session (shared; safe for concurrent run calls)."""
+        """The underlying onnxruntime session (shared; safe for concurrent run calls). It runs each call on
+        one thread: the Predictor shares a big batch between threads of its own."""
         return self._session
 
     def signature(self) -> list[tuple[str, object]]:
