@@ -1,24 +1,28 @@
 """``edgelr.LogisticRegression``: the scikit-learn estimator the CLI is built on.
 
-It inherits scikit-learn's ``BaseEstimator`` and ``ClassifierMixin`` (``get_params`` /
-``set_params``, ``clone``, ``score`` as accuracy, tags, pickling with a version): written
-by hand they would be a second, drifting copy of scikit-learn's contract, and
-``check_estimator`` holds us to it (tests/test_sklearn_api.py). Only the training side
-imports this module; the edge runtime never does.
+It speaks scikit-learn's estimator protocol without importing scikit-learn: parameters
+from the ``__init__`` signature (``get_params`` / ``set_params``, so ``clone``,
+``GridSearchCV`` and pickle work), ``score`` as accuracy, ``__sklearn_is_fitted__``, and
+``__sklearn_tags__``, the one method only scikit-learn calls, which imports it to build
+its ``Tags``. Inheriting ``BaseEstimator`` would import scikit-learn and scipy (1-2 s) in
+every ``edgelr train`` and first ``fit``. The input checks are edgelr's, in the words
+scikit-learn's checks look for; ``check_estimator`` holds us to the protocol
+(tests/test_sklearn_api.py). Only the training side imports this module; the edge
+runtime never does.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import numbers
 import os
+import sys
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.exceptions import NotFittedError as SklearnNotFittedError
-from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_array, column_or_1d
 
 from edgelr.checkpoint import build_model, encoding_of, load_checkpoint, save_checkpoint
 from edgelr.data import (
@@ -51,11 +55,19 @@ EXPECTED_FAILED_CHECKS: dict[str, str] = {
 }
 
 
-class NotFittedError(ConfigError, SklearnNotFittedError):
-    """A fitted attribute or method was used before ``fit``: an edgelr error that scikit-learn recognizes."""
+class NotFittedError(ConfigError, AttributeError):
+    """A fitted attribute or method was used before ``fit`` (an AttributeError, so ``hasattr`` is False).
+
+    Raised as a subclass of scikit-learn's NotFittedError too when scikit-learn is loaded
+    (``_not_fitted``): whoever catches that one has imported it.
+    """
 
 
-class LogisticRegression(ClassifierMixin, BaseEstimator):
+class DataConversionWarning(UserWarning):
+    """y came as a column vector (n_rows, 1) and was flattened: scikit-learn's warning of that name."""
+
+
+class LogisticRegression:
     """Binary (sigmoid) or multinomial (softmax) logistic regression, trained in PyTorch.
 
     Minimizes scikit-learn's objective, so ``LogisticRegression(C=0.5)`` here and
@@ -65,7 +77,11 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     C : float, default 1.0
-        Inverse L2 strength, as scikit-learn's; the intercept is not penalized.
+        Inverse regularization strength, as scikit-learn's; the intercept is not penalized.
+    l1_ratio : float in [0, 1], default 0.0
+        The L1 share of the penalty, as scikit-learn's: 0 is L2, 1 is L1 (exact zeros in
+        ``coef_``), between is the elastic net; an L1 part needs ``optimizer="lbfgs"``
+        (it becomes OWL-QN).
     penalty : {"l2", "none"}, default "l2"
     class_weight : dict, "balanced" or None, default None
         As scikit-learn's: a weight per class ({class name: weight}), or "balanced"
@@ -109,6 +125,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         self,
         C: float = 1.0,
         *,
+        l1_ratio: float = 0.0,
         penalty: str = "l2",
         class_weight: str | None = None,
         standardize: bool = True,
@@ -124,7 +141,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         categorical: Sequence[str] = (),
         max_categories: int = DEFAULT_MAX_CATEGORIES,
     ):
-        self.C, self.penalty, self.class_weight = C, penalty, class_weight
+        self.C, self.l1_ratio, self.penalty, self.class_weight = C, l1_ratio, penalty, class_weight
         self.standardize, self.optimizer, self.lr, self.epochs = standardize, optimizer, lr, epochs
         self.batch_size, self.tol, self.seed, self.device = batch_size, tol, seed, device
         self.impute, self.missing_indicator = impute, missing_indicator
@@ -159,7 +176,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             raise DataError(f"y has {y_idx.size} labels but X has {X.shape[0]} rows; expected one label per row")
         if sample_weight is not None:
             # shape, NaN, negative and all-zero weights are errors, in scikit-learn's words
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            sample_weight = _check_sample_weight(sample_weight, X.shape[0])
         weights = self.sample_weight(y_idx, classes, sample_weight)
         device = resolve_device(self.device)
         rows, encoding = encode_in_memory(X, layout, self.encoding_spec(), y_idx, weights, device,
@@ -194,7 +211,8 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             raise ConfigError("mini-batches with several ranks would not add up to one model; "
                               "expected full-batch training (batch_size=None) when data-parallel")
         model = LogisticModel(encoding.n_design, len(classes), n_numeric=encoding.n_numeric).to(device)
-        objective = Objective(model, rows, C=self.C, penalty=self.penalty, n_total=n_total, sum_ranks=sum_ranks)
+        objective = Objective(model, rows, C=self.C, penalty=self.penalty, l1_ratio=self.l1_ratio, n_total=n_total,
+                              sum_ranks=sum_ranks)
         held_out = None if validation is None else Objective(
             model, validation, C=self.C, penalty="none", n_total=n_validation, sum_ranks=sum_ranks)
         history = fit(objective, settings, progress, validation=held_out)
@@ -262,7 +280,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             # a class that weighs nothing stays at 0 (and is reported below), not 0 * inf
             per_class = np.divide(counts.sum(), names.size * counts, out=np.zeros_like(counts), where=counts > 0)
         elif self.class_weight is not None:  # a dict keyed by class names, read as scikit-learn reads it
-            per_class = compute_class_weight(self.class_weight, classes=names, y=names)
+            per_class = _class_weights(self.class_weight, names)
         if self.class_weight is not None:
             weights = per_class[y_idx] if row_weight is None else per_class[y_idx] * row_weight
         if weights is not None:
@@ -314,7 +332,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
         if encoding.text:
             raise DataError(f"X is an array, but the model has text columns ({', '.join(encoding.text)}); "
                             "expected a pandas DataFrame with the training columns")
-        numbers = check_array(X, dtype=np.float64, ensure_all_finite=False, input_name="X")
+        numbers = _as_2d(X)
         if numbers.shape[1] != len(encoding.numeric):
             # scikit-learn's wording, which its estimator checks look for
             raise DataError(f"X has {numbers.shape[1]} features, but LogisticRegression is expecting "
@@ -346,7 +364,17 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
             idx = proba.argmax(axis=1)
         return self.classes_[idx]
 
-    # score(X, y, sample_weight=None) is ClassifierMixin's: the accuracy, as every scikit-learn classifier.
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy of ``predict(X)`` against y of shape (n_rows,), weighted by ``sample_weight``, as scikit-learn's."""
+        predicted = self.predict(X)
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.shape != predicted.shape:
+            raise DataError(f"y has shape {y.shape} for {predicted.shape[0]} rows of X; "
+                            f"expected ({predicted.shape[0]},)")
+        weights = None if sample_weight is None else _check_sample_weight(sample_weight, y.size)
+        return float(np.average(y == predicted, weights=weights))
 
     def metrics(self, X, y) -> dict[str, float]:
         """Metrics (accuracy, log_loss, and binary precision/recall/f1/roc_auc) on X, y."""
@@ -432,7 +460,7 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, path: str | os.PathLike) -> LogisticRegression:
         state = load_checkpoint(path)
-        params = {k: v for k, v in state["config"].items() if k in cls._get_param_names()}
+        params = {k: v for k, v in state["config"].items() if k in cls._get_param_names()}  # older ones lack some
         est = cls(**params)
         est._state = state
         return est
@@ -448,14 +476,59 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
                 raise ConfigError(f"class_weight {bad} holds weights that are not finite numbers >= 0; "
                                   "expected {class: weight >= 0}")
             class_weight = None
-        return train_settings(C=self.C, penalty=self.penalty, optimizer=self.optimizer, lr=self.lr,
-                              epochs=self.epochs, batch_size=self.batch_size, tol=self.tol, seed=self.seed,
+        return train_settings(C=self.C, penalty=self.penalty, l1_ratio=self.l1_ratio, optimizer=self.optimizer,
+                              lr=self.lr, epochs=self.epochs, batch_size=self.batch_size, tol=self.tol, seed=self.seed,
                               class_weight=class_weight)
 
+    # -- scikit-learn's estimator protocol ---------------------------------------------
+
+    _estimator_type = "classifier"  # scikit-learn < 1.6 reads this; later ones the tags
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The parameters: the arguments of ``__init__``, sorted, as scikit-learn's BaseEstimator finds them."""
+        return sorted(p for p in inspect.signature(cls.__init__).parameters if p != "self")
+
+    def get_params(self, deep: bool = True) -> dict:
+        """Parameter names mapped to their values (``deep``: with those of parameters that are estimators)."""
+        out = {}
+        for key in self._get_param_names():
+            value = getattr(self, key)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{key}__{k}", v) for k, v in value.get_params().items())
+            out[key] = value
+        return out
+
+    def set_params(self, **params) -> LogisticRegression:
+        """Set parameters by name (``name__sub`` for a parameter's own); checked when fit, as scikit-learn's."""
+        valid = self._get_param_names()
+        nested: dict[str, dict] = {}
+        for key, value in params.items():
+            key, delim, sub_key = key.partition("__")
+            if key not in valid:
+                raise ValueError(f"Invalid parameter {key!r} for estimator {self}. Valid parameters are: {valid!r}.")
+            if delim:
+                nested.setdefault(key, {})[sub_key] = value
+            else:
+                setattr(self, key, value)
+        for key, sub_params in nested.items():
+            getattr(self, key).set_params(**sub_params)
+        return self
+
+    def __repr__(self) -> str:
+        """``LogisticRegression(C=0.25)``: the parameters that differ from their defaults, in signature order."""
+        signature = inspect.signature(type(self).__init__).parameters
+        changed = [f"{name}={getattr(self, name)!r}" for name, p in signature.items()
+                   if name != "self" and repr(getattr(self, name)) != repr(p.default)]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = self.impute is not None  # NaN is a missing value to fill, then
-        return tags
+        """scikit-learn's tags (only scikit-learn calls this, so importing it here costs nobody else)."""
+        from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
+
+        # NaN is a missing value to fill when impute is set
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags(), input_tags=InputTags(allow_nan=self.impute is not None))
 
     def __sklearn_is_fitted__(self) -> bool:
         return "_state" in vars(self)
@@ -472,20 +545,54 @@ class LogisticRegression(ClassifierMixin, BaseEstimator):
     def _fitted(self) -> dict:
         state = vars(self).get("_state")
         if state is None:
-            raise NotFittedError("this LogisticRegression is not fitted yet; call fit(X, y) first")
+            raise _not_fitted("this LogisticRegression is not fitted yet; call fit(X, y) first")
         return state
 
 
 def _numeric_matrix(X, *, allow_nan: bool) -> np.ndarray:
     """A numeric array-like as a 2-D float32 or float64 array of shape (n_rows, n_features), checked.
 
-    scikit-learn's check_array says what is wrong with the shape or type (1-D, empty,
-    complex, sparse, objects that are not numbers); float32 and float64 arrays are kept
-    as they are (no copy), so training reads the caller's rows where they lie.
+    float32 and float64 arrays are kept as they are (no copy), so training reads the
+    caller's rows where they lie. Their values are not read here: the statistics pass
+    (``edgelr.rows.encode_in_memory``) sees NaN and infinity in its sums and names the
+    cell, so finite data costs no pass of its own. With ``impute``, NaN is a missing
+    value and infinity is looked for here.
     """
-    X = check_array(X, dtype=[np.float64, np.float32], ensure_all_finite=False, input_name="X")
-    _check_finite(X, allow_nan=allow_nan)
+    X = _as_2d(X, keep=(np.float32, np.float64))
+    if allow_nan:
+        _check_finite(X, allow_nan=True)
     return X
+
+
+def _as_2d(X, *, keep: tuple = (np.float64,)) -> np.ndarray:
+    """X as a 2-D numeric array of shape (n_rows >= 1, n_features >= 1): a ``keep`` dtype as it is, else float64.
+
+    What is wrong is said in the words scikit-learn's estimator checks look for (sparse,
+    complex, 1-D, empty).
+    """
+    if type(X).__module__.startswith("scipy.sparse") or hasattr(X, "tocsr"):
+        raise DataError(f"X is a sparse matrix ({type(X).__name__}); sparse input is not supported, "
+                        "expected a dense array (X.toarray())")
+    arr = X if isinstance(X, np.ndarray) else np.asarray(X)
+    if arr.dtype.kind == "c":
+        raise DataError("X: Complex data not supported; expected real numbers")
+    if arr.dtype not in keep:
+        try:
+            arr = arr.astype(np.float64)
+        except TypeError as exc:  # objects that are no numbers: numpy's "argument must be a string or a number"
+            raise TypeError(f"X: expected numbers; {exc}") from exc
+        except ValueError as exc:
+            raise DataError(f"X: expected numbers of shape (n_rows, n_features); {exc}") from exc
+    if arr.ndim != 2:
+        got = "scalar array" if arr.ndim == 0 else f"{arr.ndim}D array"
+        raise DataError(f"X: Expected 2D array, got {got} instead (shape {arr.shape}). Reshape your data either "
+                        "using array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
+                        "if it contains a single sample.")
+    for size, what in ((arr.shape[0], "sample"), (arr.shape[1], "feature")):
+        if size == 0:
+            raise DataError(f"X: Found array with 0 {what}(s) (shape={arr.shape}) while a minimum of 1 is "
+                            "required by LogisticRegression.")
+    return arr
 
 
 def _check_finite(X: np.ndarray, *, allow_nan: bool, names: Sequence[str] | None = None) -> None:
@@ -523,10 +630,87 @@ def _check_every_class_weighs(weights: np.ndarray, y_idx: np.ndarray, classes: n
 
 
 def _check_labels(y) -> np.ndarray:
-    """y of shape (n_rows,) (a column vector warns and is flattened), as scikit-learn checks a classifier's target."""
+    """y of shape (n_rows,) (a column vector warns and is flattened), checked as scikit-learn checks a classifier's."""
     if y is None:
         raise DataError("LogisticRegression requires y to be passed, but the target y is None")
-    y = column_or_1d(y, warn=True)
-    check_array(y, ensure_2d=False, dtype=None, input_name="y")  # NaN, infinity, complex numbers, no rows
-    check_classification_targets(y)  # continuous values: "Unknown label type", not a class per value
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        warnings.warn(_data_conversion_warning()(
+            "A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
+            "(n_samples, ), for example using ravel()."), stacklevel=3)
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"y should be a 1d array, got an array of shape {y.shape} instead")
+    if y.size == 0:
+        raise DataError("y: Found array with 0 sample(s) (shape=(0,)) while a minimum of 1 is required.")
+    if y.dtype.kind == "c":
+        raise DataError("y: Complex data not supported; expected class labels")
+    if y.dtype.kind == "f":
+        if np.isnan(y).any():
+            raise DataError("Input y contains NaN; expected class labels")
+        if np.isinf(y).any():
+            raise DataError("Input y contains infinity; expected class labels")
+        if (y != np.round(y)).any():  # scikit-learn's type_of_target: "continuous"
+            raise DataError("Unknown label type: continuous. A classifier needs discrete classes, and y holds "
+                            "non-integer numbers (a regression target?)")
     return y
+
+
+def _check_sample_weight(sample_weight, n_rows: int) -> np.ndarray:
+    """Row weights as float64 of shape (n_rows,) (a number: that weight for every row), as scikit-learn checks them."""
+    if isinstance(sample_weight, numbers.Number):
+        sample_weight = np.full(n_rows, sample_weight, dtype=np.float64)
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"sample_weight: expected numbers of shape ({n_rows},); {exc}") from exc
+    if w.ndim != 1:
+        raise DataError(f"Sample weights must be 1D array or scalar, got {w.ndim}D array. Expected either a "
+                        f"scalar value or a 1D array of length {n_rows}.")
+    if w.shape != (n_rows,):
+        raise DataError(f"sample_weight.shape == {w.shape}, expected {(n_rows,)}!")
+    if not np.isfinite(w).all():
+        raise DataError("Input sample_weight contains NaN or infinity; expected finite weights")
+    if (w < 0).any():
+        raise DataError("Negative values in data passed to `sample_weight`; expected weights >= 0")
+    if not w.any():
+        raise DataError("Sample weights must contain at least one non-zero number.")
+    return w
+
+
+def _class_weights(class_weight: dict, classes: np.ndarray) -> np.ndarray:
+    """A weight per class (n_classes,) from a {class: weight} dict, 1 for classes it leaves out, as scikit-learn's."""
+    weight = np.ones(classes.size)
+    unweighted = []
+    for i, c in enumerate(classes.tolist()):
+        if c in class_weight:
+            weight[i] = class_weight[c]
+        else:
+            unweighted.append(c)
+    if unweighted and classes.size - len(unweighted) != len(class_weight):
+        raise DataError(f"The classes, {unweighted}, are not in class_weight, and it names classes y lacks; "
+                        f"expected keys among the classes {classes.tolist()}")
+    return weight
+
+
+def _not_fitted(message: str) -> NotFittedError:
+    """A NotFittedError, also scikit-learn's when scikit-learn is loaded (its checks expect that class)."""
+    if "sklearn.exceptions" not in sys.modules:
+        return NotFittedError(message)
+    return _sklearn_classes()[0](message)
+
+
+def _data_conversion_warning() -> type[Warning]:
+    return DataConversionWarning if "sklearn.exceptions" not in sys.modules else _sklearn_classes()[1]
+
+
+@functools.cache
+def _sklearn_classes() -> tuple[type, type]:
+    """Our NotFittedError and DataConversionWarning, subclassing scikit-learn's too (imported only when it is)."""
+    from sklearn import exceptions
+
+    not_fitted = type("NotFittedError", (NotFittedError, exceptions.NotFittedError),
+                      {"__module__": __name__, "__doc__": NotFittedError.__doc__})
+    conversion = type("DataConversionWarning", (DataConversionWarning, exceptions.DataConversionWarning),
+                      {"__module__": __name__, "__doc__": DataConversionWarning.__doc__})
+    return not_fitted, conversion

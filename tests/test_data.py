@@ -203,7 +203,7 @@ def test_standardized_copy_keeps_float32_precision(threads):
 def test_standardization_names_the_first_non_finite_cell():
     X = np.ones((100_000, 3))
     X[70_001, 2] = np.nan
-    with pytest.raises(DataError, match="row 70001, column 2 is nan"):
+    with pytest.raises(DataError, match="row 70001, column 2 is NaN"):
         fitted_rows(X)
 
 

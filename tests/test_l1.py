@@ -112,3 +112,54 @@ def test_l1_and_elastic_net_reach_sagas_optimum_with_its_zeros(load, C, l1_ratio
 def test_bad_l1_settings_are_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         TrainSettings(**kwargs).validate()
+
+
+def estimator_fit(X, y, **kwargs):
+    import edgelr
+
+    return edgelr.LogisticRegression(device="cpu", **kwargs).fit(X, y)
+
+
+@pytest.mark.parametrize("l1_ratio", [1.0, 0.5])
+def test_estimator_l1_ratio_reaches_sagas_optimum_on_scaled_data(l1_ratio):
+    """LogisticRegression(l1_ratio=) without its own standardization: saga's objective and its zeros."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    sk = saga(X, y, 0.1, l1_ratio)
+    model = estimator_fit(X, y, C=0.1, l1_ratio=l1_ratio, standardize=False)
+    ours, theirs = (penalized(X, y, model.coef_, model.intercept_, 0.1, l1_ratio),
+                    penalized(X, y, sk.coef_, sk.intercept_, 0.1, l1_ratio))
+    assert (ours - theirs) / theirs <= 1e-6
+    assert 0 < int((model.coef_ == 0).sum()) < model.coef_.size
+    np.testing.assert_array_equal(model.coef_ == 0, sk.coef_ == 0)
+    assert model.get_params()["l1_ratio"] == l1_ratio and model.config_["l1_ratio"] == l1_ratio
+
+
+def test_estimator_l1_with_standardization_equals_a_scaler_pipeline():
+    """standardize=True is make_pipeline(StandardScaler(), saga): coef_ are in the scaler's coordinates."""
+    from sklearn.pipeline import make_pipeline
+
+    X, y = load_breast_cancer(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(StandardScaler(), SkLogisticRegression(C=0.1, l1_ratio=1.0, solver="saga", tol=1e-12,
+                                                                    max_iter=200_000)).fit(X, y)
+    scaler, sk = pipe
+    model = estimator_fit(X, y, C=0.1, l1_ratio=1.0)
+    np.testing.assert_allclose(model.mean_, scaler.mean_, rtol=1e-12)
+    np.testing.assert_allclose(model.scale_, scaler.scale_, rtol=1e-12)
+    Z = scaler.transform(X)
+    ours, theirs = penalized(Z, y, model.coef_, model.intercept_, 0.1, 1.0), penalized(Z, y, sk.coef_, sk.intercept_,
+                                                                                     0.1, 1.0)
+    assert (ours - theirs) / theirs <= 1e-6
+    assert 0 < int((model.coef_ == 0).sum()) < model.coef_.size
+    np.testing.assert_array_equal(model.coef_ == 0, sk.coef_ == 0)
+    np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X), atol=1e-4)
+
+
+def test_estimator_l1_ratio_is_validated():
+    X, y = load_breast_cancer(return_X_y=True)
+    with pytest.raises(ConfigError, match="l1_ratio must be between 0 and 1"):
+        estimator_fit(X, y, l1_ratio=2.0)
+    with pytest.raises(ConfigError, match="needs the lbfgs optimizer"):
+        estimator_fit(X, y, l1_ratio=0.5, optimizer="adam")

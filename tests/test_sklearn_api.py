@@ -245,3 +245,79 @@ def test_edge_commands_never_import_sklearn(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_training_never_imports_sklearn(tmp_path):
+    """scikit-learn is imported only by scikit-learn: fit on arrays and frames, and `edgelr train`, go without it."""
+    data = tmp_path / "rows.csv"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "c": X[:, 2], "label": (X[:, 0] > 0).astype(int)}).to_csv(data,
+                                                                                                      index=False)
+    code = (
+        "import sys\n"
+        "import numpy as np, pandas as pd\n"
+        "from click.testing import CliRunner\n"
+        "import edgelr, edgelr.estimator, edgelr.workflow\n"
+        "from edgelr.cli import main\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.normal(size=(100, 3)).astype(np.float32)\n"
+        "y = (X[:, 0] > 0).astype(int)\n"
+        "model = edgelr.LogisticRegression(device='cpu').fit(X, y, sample_weight=np.ones(100))\n"
+        "model.predict(X), model.score(X, y), repr(model), model.get_params()\n"
+        "edgelr.LogisticRegression(device='cpu', l1_ratio=1.0, class_weight={0: 2.0, 1: 1.0}).fit(\n"
+        "    pd.DataFrame(X, columns=['a', 'b', 'c']), y)\n"
+        f"r = CliRunner().invoke(main, ['train', {str(data)!r}, '-o', {str(tmp_path / 'm.pt')!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_not_fitted_error_is_sklearns_once_it_is_loaded():
+    """The error is an edgelr ConfigError and, with scikit-learn imported (as here), scikit-learn's NotFittedError."""
+    with pytest.raises(NotFittedError) as info:
+        ours().predict_proba(np.ones((2, 2)))
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, AttributeError)
+    assert not hasattr(ours(), "coef_")
+
+
+def test_protocol_without_sklearn_base():
+    """get_params / set_params / repr as BaseEstimator's; unknown parameters are rejected in its words."""
+    model = ours(C=0.5, l1_ratio=0.25)
+    params = model.get_params()
+    assert list(params) == sorted(params) and params["C"] == 0.5 and params["l1_ratio"] == 0.25
+    assert repr(model) == "LogisticRegression(C=0.5, l1_ratio=0.25, device='cpu')"
+    assert model.set_params(C=2.0) is model and model.C == 2.0
+    with pytest.raises(ValueError, match="Invalid parameter 'alpha' for estimator"):
+        model.set_params(alpha=1.0)
+    from sklearn.base import is_classifier
+
+    assert is_classifier(model)
+
+
+@pytest.mark.parametrize(("X", "match"), [
+    (np.ones(20), "Expected 2D array, got 1D array instead.*Reshape your data"),
+    (np.ones((20, 2)) + 1j, "Complex data not supported"),
+    (np.ones((20, 0)), r"0 feature\(s\) \(shape=\(20, 0\)\) while a minimum of 1 is required"),
+    (np.ones((0, 2)), r"0 sample\(s\)"),
+])
+def test_array_checks_in_sklearns_words(X, match):
+    with pytest.raises(DataError, match=match):
+        ours().fit(X, np.arange(len(X)) % 2)
+
+
+def test_sparse_and_non_numbers_are_refused():
+    from scipy import sparse
+
+    y = np.arange(20) % 2
+    with pytest.raises(DataError, match="sparse input is not supported"):
+        ours().fit(sparse.csr_matrix(np.ones((20, 2))), y)
+    X = np.ones((20, 2), dtype=object)
+    X[0, 0] = {"a": 1}
+    with pytest.raises(TypeError, match="argument must be .* string.* number"):
+        ours().fit(X, y)
+    with pytest.warns(UserWarning, match="A column-vector y was passed"):
+        ours().fit(np.random.default_rng(0).normal(size=(20, 2)), y[:, None])
