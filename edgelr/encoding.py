@@ -362,6 +362,20 @@ class Encoding:
         return names + [f"{c}={v if v != MISSING_CATEGORY else '(missing)'}"
                         for c, cats in zip(self.text, self.categories) for v in cats]
 
+    def design_columns(self) -> list[str]:
+        """The input column of each coefficient (``design_names``' order): an indicator's and a category's
+        column are the column they describe."""
+        return (self.numeric + self.indicator_names
+                + [c for c, cats in zip(self.text, self.categories) for _ in cats])
+
+    def unused_columns(self, weight: np.ndarray) -> list[str]:
+        """Input columns whose every coefficient is exactly 0 in ``weight`` (n_outputs, n_design).
+
+        An L1 penalty leaves such columns: a device need not measure them.
+        """
+        used = set(np.asarray(self.design_columns())[np.any(np.asarray(weight) != 0, axis=0)].tolist())
+        return [c for c in self.columns if c not in used]
+
     # -- encoding rows ------------------------------------------------------------------
 
     def remaps(self, vocab: dict[str, list[str]]) -> list[np.ndarray]:

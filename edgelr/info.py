@@ -46,9 +46,10 @@ def describe_checkpoint(name: str, state: dict) -> list[str]:
     if data:
         lines.append(f"  data        {data['source']}: {data['rows']} rows ({data['train_rows']} train, "
                      f"{data['validation_rows']} validation), label '{data['label']}'")
-    settings = ", ".join(f"{k}={config[k]}" for k in ("optimizer", "penalty", "C", "class_weight",
+    settings = ", ".join(f"{k}={config[k]}" for k in ("optimizer", "penalty", "C", "l1_ratio", "class_weight",
                                                      "standardize", "device") if k in config)
     lines.append(f"  training    {settings}")
+    lines += unused_lines(unused_columns(state))
     if config.get("threshold_rule"):
         lines.append(f"  threshold   {state['threshold']:.6g}, chosen by {config['threshold_rule']} "
                      "on the validation rows")
@@ -81,6 +82,21 @@ def describe_onnx(name: str) -> list[str]:
                      f"torch {parity.get('torch', '?')}, onnxruntime {parity.get('onnxruntime', '?')})")
     metrics = _json_or_none(meta.get("edgelr.metrics"))
     return lines + (metrics_table(metrics) if isinstance(metrics, dict) else [])
+
+
+def unused_columns(state: dict) -> list[str]:
+    """A checkpoint's input columns whose every coefficient is 0 (an L1 penalty's doing)."""
+    from edgelr.checkpoint import encoding_of  # torch: only checkpoints are read here
+
+    return encoding_of(state).unused_columns(state["weight"].numpy())
+
+
+def unused_lines(columns: list[str]) -> list[str]:
+    """The columns with only zero weights, which a device need not measure."""
+    if not columns:
+        return []
+    return [f"  zero weight {len(columns)} column{'s' if len(columns) > 1 else ''} the model ignores "
+            f"(a device need not measure them): {', '.join(columns)}"]
 
 
 def parity_figures(text: str | None) -> dict | None:

@@ -26,7 +26,7 @@ from matplotlib.ticker import MaxNLocator
 from edgelr import __version__
 from edgelr.errors import ModelFileError
 from edgelr.fileio import atomic_path
-from edgelr.info import parity_figures
+from edgelr.info import parity_figures, unused_columns
 from edgelr.metrics import (
     METRIC_NAMES,
     average_precision,
@@ -43,7 +43,7 @@ DPI = 120
 # Shared look: large enough to read in a thumbnail on a review page.
 _STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
           "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
-_CONFIG_ORDER = ("optimizer", "penalty", "C", "class_weight", "standardize", "lr", "epochs", "batch_size",
+_CONFIG_ORDER = ("optimizer", "penalty", "C", "l1_ratio", "class_weight", "standardize", "lr", "epochs", "batch_size",
                  "tol", "seed", "val_fraction", "device")
 
 
@@ -484,6 +484,11 @@ def _settings_section(state: dict, history: list[dict]) -> list[str]:
         how = f"; chosen by `{rule}` on the validation rows" if rule else ""
         lines.append(f"| threshold | {state['threshold']:.6g} (class {state['classes'][1]} when p > threshold"
                      f"{how}; the red dot on the ROC and precision-recall curves) |")
+    unused = unused_columns(state)
+    if unused:
+        lines.append(f"| columns with zero weight | {', '.join(f'`{c}`' for c in unused)}: the penalty left every "
+                     "coefficient of these at exactly 0, so the model ignores them and a device need not measure "
+                     "them |")
     cv = state.get("cv")
     if isinstance(cv, dict) and cv.get("scores"):
         losses = ", ".join(f"{s['C']:g}: {s['log_loss']:.4f}" for s in cv["scores"])

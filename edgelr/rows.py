@@ -131,7 +131,7 @@ class InMemoryRows:
         self.n = self.X.shape[0]
         # Centred blocks are a temporary each: a quarter of the size keeps those of all
         # threads in the CPU cache and out of the process's peak memory.
-        self._rows = block_rows(self.X.shape[1]) // (4 if self.affine.center is not None else 1)
+        self.block_rows = block_rows(self.X.shape[1]) // (4 if self.affine.center is not None else 1)
 
     @classmethod
     def in_place(cls, X: np.ndarray, y: np.ndarray, sample_weight, mean: np.ndarray, scale: np.ndarray,
@@ -181,8 +181,8 @@ class InMemoryRows:
         return InMemoryRows(X, slots, self.y[::step].contiguous(), w, self.affine)
 
     def blocks(self) -> Iterator[Block]:
-        for start in range(0, self.n, self._rows):
-            stop = start + self._rows
+        for start in range(0, self.n, self.block_rows):
+            stop = start + self.block_rows
             w = None if self.sample_weight is None else self.sample_weight[start:stop]
             slots = None if self.slots is None else self.slots[start:stop]
             yield self.X[start:stop], slots, self.y[start:stop], w
@@ -258,7 +258,7 @@ class StreamedRows:
         self.encode, self.device = encode, device  # encode None: a source for raw passes (chunks()) only
         self.chunk_rows = max(1, chunk_rows)
         self.n = int(index.size)
-        self._rows = block_rows(n_features)
+        self.block_rows = block_rows(n_features)
 
     def chunks(self) -> Iterator[tuple[slice, np.ndarray]]:
         """(positions in ``index``, raw float64 features) per chunk, in file order.
@@ -306,8 +306,8 @@ class StreamedRows:
             y = torch.as_tensor(self.y[self.index[where]], dtype=torch.int64).to(self.device, non_blocking=pin)
             w = (None if self.sample_weight is None
                  else torch.as_tensor(self.sample_weight[where], dtype=torch.float64).to(self.device))
-            for start in range(0, X.shape[0], self._rows):
-                stop = start + self._rows
+            for start in range(0, X.shape[0], self.block_rows):
+                stop = start + self.block_rows
                 yield (X[start:stop], None if slots is None else slots[start:stop], y[start:stop],
                        None if w is None else w[start:stop])
 

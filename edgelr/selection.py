@@ -147,17 +147,14 @@ def cross_validate_C(
         model = LogisticModel(encoding.n_design, len(classes), n_numeric=encoding.n_numeric).to(device)
         held_out = Objective(model, held, C=1.0, penalty="none")  # the plain mean cross-entropy
         for n, i in enumerate(path):
-            objective = Objective(model, source, C=Cs[i], penalty=estimator.penalty)
+            objective = Objective(model, source, C=Cs[i], penalty=estimator.penalty, l1_ratio=estimator.l1_ratio)
             if not warm_start:
                 nn.init.zeros_(model.linear.weight)
                 nn.init.zeros_(model.linear.bias)
-            elif n:
-                # From a neighbouring optimum ``fit``'s subsample warm start (train._warm_start, on many rows)
-                # would first move the model to the subsample's optimum, away from where it is; None is a
-                # row source's own "no subsample" answer, which skips it.
-                objective.subsample = _no_subsample
-                if objective.binary and model.n_numeric == model.linear.in_features:
-                    _newton_steps(objective, settings.tol)
+            elif n and objective.binary and model.n_numeric == model.linear.in_features and not objective.l1:
+                # (``fit`` skips its subsample warm start from parameters that are not zero.) Newton
+                # steps need a smooth objective: an L1 part goes straight to OWL-QN.
+                _newton_steps(objective, settings.tol)
             history = fit(objective, dataclasses.replace(settings, C=Cs[i]))
             iterations += len(history) - 1
             with torch.no_grad():
@@ -166,10 +163,6 @@ def cross_validate_C(
     best = int(np.argmin(mean))  # the first of exact ties, in the order given
     scores = [{"C": float(c), "log_loss": float(m)} for c, m in zip(Cs, mean)]
     return CVResult(float(Cs[best]), scores, losses, iterations, time.perf_counter() - started)
-
-
-def _no_subsample(step: int) -> None:
-    return None
 
 
 def _newton_steps(objective, tol: float, most: int = _NEWTON_STEPS) -> None:

@@ -217,8 +217,12 @@ class Objective:
         return H
 
     def _block_workers(self, device: torch.device) -> int:
-        """Threads that sum blocks at once: every core for in-memory rows on the CPU, else one."""
-        return self.workers if self.rows.parallel_blocks and device.type == "cpu" else 1
+        """Threads that sum blocks at once: every core for in-memory rows of several blocks on the CPU, else one.
+
+        One block needs no pool: starting its threads cost more than a small pass (breast cancer's).
+        """
+        several = self.rows.parallel_blocks and self.rows.n > self.rows.block_rows
+        return self.workers if several and device.type == "cpu" else 1
 
     def _losses(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy per row from float64 logits z (m, k): -log p(true class), stably."""
@@ -297,7 +301,10 @@ def _fit_lbfgs(objective, params, lr, epochs, tol, progress, validation) -> list
         return history
     start = [p.detach().clone() for p in params]
     # The warm start moves the parameters (every model) and may return whitened coordinates (binary).
-    coords = _warm_start(objective, lr, epochs, tol) or _Direct(objective.model)
+    # Only from zero: parameters a caller set (a neighbouring C's optimum, edgelr.selection) are
+    # nearer the optimum than the subsample's.
+    from_zero = not any(bool(p.any()) for p in params)
+    coords = (_warm_start(objective, lr, epochs, tol) if from_zero else None) or _Direct(objective.model)
     warmed = not all(torch.equal(p, q) for p, q in zip(params, start))
     evaluate, searches = _evaluator(objective, coords), dict(history_size=20, max_evals=1 + _MAX_LINE_SEARCH)
     if objective.l1:  # in the model's own coordinates (_warm_start whitens none): one orthant per weight

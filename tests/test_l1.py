@@ -163,3 +163,32 @@ def test_estimator_l1_ratio_is_validated():
         estimator_fit(X, y, l1_ratio=2.0)
     with pytest.raises(ConfigError, match="needs the lbfgs optimizer"):
         estimator_fit(X, y, l1_ratio=0.5, optimizer="adam")
+
+
+def test_the_cli_trains_the_api_model_and_names_the_columns_it_ignores(tmp_path):
+    from click.testing import CliRunner
+
+    from edgelr import LogisticRegression
+    from edgelr.cli import main
+    from edgelr.runtime import Predictor
+
+    X, y = load_breast_cancer(return_X_y=True)
+    names = [f"f{i}" for i in range(X.shape[1])]
+    path = tmp_path / "cancer.csv"
+    np.savetxt(path, np.column_stack([X, y]), delimiter=",", header=",".join([*names, "label"]), comments="",
+               fmt="%.17g")
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", str(path), "--C", "0.1", "--l1-ratio", "0.5", "--val-fraction", "0",
+                                  "-o", str(tmp_path / "m.pt")])
+    assert result.exit_code == 0, result.output
+    assert runner.invoke(main, ["export", str(tmp_path / "m.pt"), "-o", str(tmp_path / "m.onnx")]).exit_code == 0
+    api = LogisticRegression(C=0.1, l1_ratio=0.5).fit(X, y)
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    np.testing.assert_array_equal(state["weight"].numpy() == 0, api.coef_ == 0)
+    np.testing.assert_allclose(state["weight"].double().numpy(), api.coef_, atol=1e-6)
+    proba = Predictor(tmp_path / "m.onnx").predict_proba(X.astype(np.float32))
+    np.testing.assert_allclose(proba, api.predict_proba(X), atol=1e-5)
+    ignored = [n for n, w in zip(names, api.coef_[0]) if w == 0]
+    info = runner.invoke(main, ["info", str(tmp_path / "m.pt")]).output
+    assert f"zero weight {len(ignored)} columns the model ignores (a device need not measure them): " \
+           f"{', '.join(ignored)}" in info

@@ -195,7 +195,7 @@ def test_blocked_gradient_equals_autograd(n_classes, weighted, dtype):
     X, y = make_data(n_classes, n_rows=5000, seed=4)  # 5000 rows of 5 features: several blocks
     w = np.random.default_rng(0).uniform(0.5, 2.0, size=y.size) if weighted else None
     rows = InMemoryRows.standardized(X, y, w, X.mean(axis=0), X.std(axis=0), torch.device("cpu"))
-    rows._rows = 1024
+    rows.block_rows = 1024
     model = LogisticModel(5, n_classes)
     with torch.no_grad():
         model.linear.weight.normal_()
@@ -300,7 +300,7 @@ def test_hessian_is_autograds(weighted):
         model.linear.weight.normal_()
         model.linear.bias.normal_()
     objective = objective_of(model, X, y, w, C=0.3)
-    objective.rows._rows = 1024  # several blocks
+    objective.rows.block_rows = 1024  # several blocks
     rows = objective.rows
 
     def loss_of(wb):
@@ -345,7 +345,7 @@ def test_objective_is_the_same_to_the_bit_with_one_or_two_threads(dtype):
     with torch.no_grad():
         model.linear.weight.normal_()
     objective = objective_of(model, X, y)
-    objective.rows._rows = 1024  # many blocks
+    objective.rows.block_rows = 1024  # many blocks
     objective.dtype = dtype  # float32 products: what many rows get
     before = torch.get_num_threads()
     try:
