@@ -109,6 +109,8 @@ def main() -> None:
               help="Passes (sgd/adam) or most iterations (lbfgs); default 100 (lbfgs with --l1-ratio: 1000).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Mini-batch rows for sgd/adam (default: full batch).")
 @click.option("--class-weight", type=click.Choice(["none", "balanced"]), default="none", show_default=True)
+@click.option("--weight-column", help="Column of per-row sample weights (numbers >= 0), as scikit-learn's "
+                                      "sample_weight; not a feature.")
 @click.option("--standardize/--no-standardize", default=True, show_default=True,
               help="Scale numeric features by the training mean and std (part of the exported graph).")
 @click.option("--categorical", help="Comma-separated columns of numbers to read as categories (zip codes, years).")
@@ -131,8 +133,8 @@ def main() -> None:
 @click.option("--report", "report_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write plots and model_card.md (on the validation rows) into this folder.")
 def train(data, dataset, label, features, C, cv, threshold, penalty, l1_ratio, optimizer, lr, epochs, batch_size,
-          class_weight, standardize, categorical, impute, missing_indicator, max_categories, val_fraction, seed,
-          device, memory_budget, out, as_json, report_dir) -> None:
+          class_weight, weight_column, standardize, categorical, impute, missing_indicator, max_categories,
+          val_fraction, seed, device, memory_budget, out, as_json, report_dir) -> None:
     """Train a logistic-regression classifier on DATA (CSV with a header row).
 
     Columns of words are categories (one-hot inside the model); missing cells need
@@ -179,6 +181,11 @@ def train(data, dataset, label, features, C, cv, threshold, penalty, l1_ratio, o
         where = f"{data} is past the memory budget" if streamed else "this run is under torchrun"
         raise ConfigError(f"--cv fits its folds in one process on rows in memory, and {where}; expected "
                           "cross-validation on a sample of the rows in one process, then --C at the chosen value")
+    if weight_column is not None and (data is None or streamed or {"RANK", "WORLD_SIZE"} <= set(os.environ)):
+        where = ("the built-in data sets have no weights" if data is None else f"{data} is past the memory budget"
+                 if streamed else "this run is under torchrun")
+        raise ConfigError(f"--weight-column {weight_column}: weights are read with a CSV's rows in memory, in one "
+                          f"process, and {where}; expected a CSV within --memory-budget, without torchrun")
     cluster = _torchrun_cluster(settings, device)
     if cluster is None:
         _import_meanwhile("edgelr.workflow")  # torch and the training code (~1 s) while the rows are read
@@ -188,7 +195,7 @@ def train(data, dataset, label, features, C, cv, threshold, penalty, l1_ratio, o
             result, rows, estimator = _train_job(data or dataset, params, out, label=label, features=feature_list,
                                                  budget=budget, streamed=streamed, val_fraction=val_fraction,
                                                  progress=progress, cluster=cluster, whole=report_dir is not None,
-                                                 threshold=threshold, Cs=Cs, cv=cv)
+                                                 threshold=threshold, Cs=Cs, cv=cv, weight=weight_column)
     finally:
         if cluster is not None:
             cluster.close()
@@ -414,7 +421,7 @@ def report(checkpoint, data, out_dir, label, model) -> None:
 
 
 def _train_job(data, params: dict, out, *, label, features, budget, streamed, val_fraction, progress, cluster,
-               whole, threshold=None, Cs=None, cv=None):
+               whole, threshold=None, Cs=None, cv=None, weight=None):
     """(TrainResult, Dataset or None, the fitted LogisticRegression(**params)): in memory, or streamed when DATA
     is past the budget.
 
@@ -434,7 +441,7 @@ def _train_job(data, params: dict, out, *, label, features, budget, streamed, va
 
         dataset = read_share(data, label=label, features=features, cluster=cluster, options=options)  # its rows
     elif not streamed:
-        dataset = read_csv(data, label=label, features=features, options=options)
+        dataset = read_csv(data, label=label, features=features, options=options, weight=weight)
     from edgelr.estimator import LogisticRegression
     from edgelr.workflow import train_checkpoint, train_streamed
 

@@ -78,6 +78,8 @@ class Dataset:
     # A missing cell is NaN in either kind.
     kinds: list[str] | None = None  # None: every feature is numeric
     vocab: dict[str, list[str]] = field(default_factory=dict)
+    # (n_rows,) float64 per-row weights from --weight-column, or None (every row weighs 1)
+    sample_weight: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -118,16 +120,47 @@ def students() -> Dataset:
 
 def read_csv(
     path: str | os.PathLike, *, label: str | None = None, features: Sequence[str] | None = None,
-    options: ReadOptions = DEFAULT_READ,
+    options: ReadOptions = DEFAULT_READ, weight: str | None = None,
 ) -> Dataset:
     """Read a labelled CSV with a header row.
 
-    ``label`` defaults to the last column, ``features`` to every other column; ``options``
-    say which columns are text and whether missing cells are allowed.
+    ``label`` defaults to the last column, ``features`` to every other column (but
+    ``weight``, a column of per-row sample weights); ``options`` say which columns are
+    text and whether missing cells are allowed.
     Raises DataError naming the file, line and column of the first bad cell.
     """
     with _Table(path) as table:
-        return _labelled(table, label, features, options)
+        if weight is None:
+            return _labelled(table, label, features, options)
+        return _weighted(table, label, features, options, weight)
+
+
+def _weighted(table: _Table, label: str | None, features: Sequence[str] | None, options: ReadOptions,
+              weight: str) -> Dataset:
+    """``_labelled`` with the weight column read as one more feature, then taken out of X."""
+    table.require([weight], what="weight column")
+    if label is None:  # the last column, as without weights, unless that is the weights
+        label = next(c for c in reversed(table.header) if c != weight) if len(table.header) > 1 else weight
+    feature_names, label_name = table.columns(label, features, exclude=weight)
+    if weight == label_name or weight in feature_names:
+        role = "the label" if weight == label_name else "a feature"
+        raise DataError(f"{table.name}: column '{weight}' is both the weight column and {role}; "
+                        "expected a column of its own")
+    data = _labelled(table, label_name, [*feature_names, weight], options)
+    if data.kinds is not None and data.kinds[-1] != NUMERIC:
+        raise DataError(f"{table.name}, column '{weight}': the weight column holds words; "
+                        "expected numbers >= 0 (per-row sample weights)")
+    w = np.ascontiguousarray(data.X[:, -1])
+    bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
+    if bad.size:
+        value = "empty" if np.isnan(w[bad[0]]) else f"{w[bad[0]]:g}"
+        raise DataError(f"{table.name}, line {bad[0] + 2}, column '{weight}': weight {value}; "
+                        "expected a finite number >= 0")
+    if not w.any():
+        raise DataError(f"{table.name}, column '{weight}': every weight is 0; expected some rows to weigh more")
+    return dataclasses.replace(data, X=data.X[:, :-1], feature_names=feature_names, sample_weight=w,
+                               kinds=None if data.kinds is None else data.kinds[:-1],
+                               vocab={k: v for k, v in data.vocab.items() if k != weight})
 
 
 def _labelled(table: _Table, label: str | None, features: Sequence[str] | None, options: ReadOptions) -> Dataset:
@@ -516,12 +549,16 @@ class _Table:
             raise DataError(f"{self.name}, line 1: duplicate column names in the header: {', '.join(dupes)}")
         return names
 
-    def columns(self, label: str | None, features: Sequence[str] | None) -> tuple[list[str], str]:
-        """(feature names, label name) from --label / --features, checked against the header."""
+    def columns(self, label: str | None, features: Sequence[str] | None,
+                exclude: str | None = None) -> tuple[list[str], str]:
+        """(feature names, label name) from --label / --features, checked against the header.
+
+        ``exclude``: a column that is neither (the weight column), left out of the default features.
+        """
         label_name = label if label is not None else self.header[-1]
         self.require([label_name], what="label column")
         if features is None:
-            feature_names = [c for c in self.header if c != label_name]
+            feature_names = [c for c in self.header if c not in (label_name, exclude)]
         else:
             feature_names = list(features)
             self.require(feature_names, what="feature column")

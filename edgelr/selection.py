@@ -109,6 +109,7 @@ def cross_validate_C(
     *,
     device: torch.device,
     warm_start: bool = True,
+    sample_weight: np.ndarray | None = None,
 ) -> CVResult:
     """Mean held-out log loss of every C over stratified folds of ``rows``; the best C.
 
@@ -117,6 +118,7 @@ def cross_validate_C(
     estimator : an ``edgelr.LogisticRegression`` whose settings (optimizer, tol,
     class_weight, encoding, ...) every fold's fits use; its C is not changed here.
     ``warm_start=False`` fits every (fold, C) from zero (to measure what the path saves).
+    ``sample_weight`` (n,) weighs the rows of every fold's fits; the held-out loss is unweighted.
     """
     import torch
     from torch import nn
@@ -141,7 +143,8 @@ def cross_validate_C(
     started = time.perf_counter()
     for f in range(n_folds):
         fit_rows, held_rows = rows[fold_of != f], rows[fold_of == f]  # sorted: the order of the data
-        weights = estimator.sample_weight(y[fit_rows], len(classes))  # class weights of the fold's own rows
+        weights = estimator.sample_weight(y[fit_rows], len(classes),  # class weights of the fold's own rows
+                                          None if sample_weight is None else sample_weight[fit_rows])
         source, encoding = encode_in_memory(X, layout, spec, y[fit_rows], weights, device, index=fit_rows)
         held = InMemoryRows.encoded(X, y[held_rows], None, encoder(encoding, layout), device, index=held_rows)
         model = LogisticModel(encoding.n_design, len(classes), n_numeric=encoding.n_numeric).to(device)

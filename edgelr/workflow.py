@@ -92,7 +92,8 @@ def _choose_C(estimator, dataset: Dataset, train_rows: np.ndarray, Cs: list[floa
     estimator.settings()  # bad settings fail before the folds
     with _in(dataset.source):
         search = cross_validate_C(estimator, dataset.X, Layout.of(dataset), dataset.y, dataset.classes, train_rows,
-                                  Cs, folds, device=resolve_device(estimator.device))
+                                  Cs, folds, device=resolve_device(estimator.device),
+                                  sample_weight=dataset.sample_weight)
     estimator.C = search.C  # the refit on every training row, from zero, is a plain fit at the chosen C
     return search
 
@@ -220,6 +221,10 @@ def _save(estimator, out, metrics_of, summary: dict, split, val_fraction: float,
     return metrics, threshold
 
 
+def _rows_of(weights: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+    return None if weights is None else weights[rows]
+
+
 def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, cluster: Cluster | None):
     """Standardize with the training rows' statistics and fit, in one process or data-parallel.
 
@@ -231,7 +236,8 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     pick = _picker(dataset.first_row, dataset.X.shape[0], cluster)
     first = dataset.first_row or 0  # X holds rows from this one on
     mine = pick(train_rows)
-    weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes))  # global class counts
+    weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes),  # global class counts
+                                      _rows_of(dataset.sample_weight, train_rows))
     layout = Layout.of(dataset)
     with _in(dataset.source):
         rows, encoding = encode_in_memory(dataset.X, layout, spec, dataset.y[train_rows[mine]],

@@ -1,0 +1,113 @@
+"""``edgelr train --weight-column``: per-row sample weights from a CSV column, as scikit-learn's sample_weight."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression as SkLogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from edgelr.cli import main
+
+
+@pytest.fixture(scope="module")
+def weighted_csv(tmp_path_factory):
+    """Breast cancer with a weight column in the middle of the table: (path, X, y, weights)."""
+    X, y = load_breast_cancer(return_X_y=True)
+    w = np.random.default_rng(0).uniform(0.1, 3.0, y.size).round(3)
+    frame = pd.DataFrame(X[:, :10], columns=[f"f{i}" for i in range(10)])
+    frame.insert(5, "importance", w)
+    frame["diagnosis"] = y
+    path = tmp_path_factory.mktemp("weights") / "cancer.csv"
+    frame.to_csv(path, index=False)
+    return path, X[:, :10], y, w
+
+
+def train(*args):
+    result = CliRunner().invoke(main, ["train", *map(str, args)])
+    return result
+
+
+def test_weighted_training_lands_on_sklearns_weighted_optimum(weighted_csv, tmp_path):
+    path, X, y, w = weighted_csv
+    out = tmp_path / "m.pt"
+    result = train(path, "--weight-column", "importance", "--val-fraction", "0", "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    state = torch.load(out, weights_only=True)
+    assert state["feature_names"] == [f"f{i}" for i in range(10)]  # the weights are not a feature
+    reference = SkLogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(
+        StandardScaler().fit_transform(X), y, sample_weight=w)
+    np.testing.assert_allclose(state["weight"].double().numpy()[0], reference.coef_[0], atol=1e-3)
+    assert float(state["bias"]) == pytest.approx(reference.intercept_[0], abs=1e-3)
+    unweighted = SkLogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(StandardScaler().fit_transform(X), y)
+    assert np.abs(unweighted.coef_ - reference.coef_).max() > 0.05  # the weights matter in this case
+
+
+def test_an_integer_weight_is_that_many_copies_of_the_row(tmp_path):
+    # Unstandardized, a row of weight 3 and three copies of it give the same objective exactly.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] + rng.normal(size=60) > 0).astype(int)
+    k = rng.integers(1, 4, size=60)
+    weighted = pd.DataFrame(X, columns=["a", "b", "c"]).assign(k=k, y=y)
+    copies = weighted.loc[np.repeat(np.arange(60), k)].drop(columns="k")
+    weighted.to_csv(tmp_path / "weighted.csv", index=False)
+    copies.to_csv(tmp_path / "copies.csv", index=False)
+    common = ["--no-standardize", "--val-fraction", "0", "--penalty", "none"]
+    assert train(tmp_path / "weighted.csv", "--weight-column", "k", *common, "-o", tmp_path / "w.pt").exit_code == 0
+    assert train(tmp_path / "copies.csv", *common, "-o", tmp_path / "c.pt").exit_code == 0
+    w, c = (torch.load(tmp_path / f"{n}.pt", weights_only=True) for n in ("w", "c"))
+    torch.testing.assert_close(w["weight"], c["weight"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(w["bias"], c["bias"], atol=1e-4, rtol=0)
+
+
+def test_weights_with_cross_validation_report_every_candidate(weighted_csv, tmp_path):
+    path, *_ = weighted_csv
+    result = train(path, "--weight-column", "importance", "--C", "0.1,1", "--cv", "3", "-o", tmp_path / "m.pt",
+                   "--json")
+    assert result.exit_code == 0, result.output
+    assert [s["C"] for s in json.loads(result.output)["cv"]["scores"]] == [0.1, 1.0]
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    ({2: "-1"}, "line 4, column 'w': weight -1; expected a finite number >= 0"),
+    ({i: "heavy" for i in range(6)}, "column 'w': the weight column holds words; expected numbers >= 0"),
+    ({0: "heavy"}, "line 2, column 'w': got 'heavy'"),
+    ({i: "0" for i in range(6)}, "column 'w': every weight is 0"),
+])
+def test_bad_weights_are_named(tmp_path, cells, message):
+    weights = ["1"] * 6
+    for i, v in cells.items():
+        weights[i] = v
+    rows = "\n".join(f"{x},{w},{x > 3:d}" for x, w in zip(range(1, 7), weights))
+    path = tmp_path / "bad.csv"
+    path.write_text("x,w,y\n" + rows + "\n")
+    result = train(path, "--weight-column", "w", "--val-fraction", "0", "-o", tmp_path / "m.pt")
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--weight-column", "nope"], "weight column 'nope' not found"),
+    (["--weight-column", "y", "--label", "y"], "is both the weight column and the label"),
+    (["--weight-column", "w", "--features", "x,w"], "is both the weight column and a feature"),
+])
+def test_weight_column_mistakes_are_clear(tmp_path, args, message):
+    path = tmp_path / "t.csv"
+    path.write_text("x,w,y\n1,1,0\n2,1,0\n3,1,0\n4,1,1\n5,1,1\n6,1,1\n")
+    result = train(path, *args, "--val-fraction", "0", "-o", tmp_path / "m.pt")
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_the_builtin_data_sets_have_no_weights(tmp_path):
+    result = train("--weight-column", "w", "-o", tmp_path / "m.pt")
+    assert result.exit_code == 1
+    assert "the built-in data sets have no weights" in result.output
