@@ -293,13 +293,8 @@ def export(checkpoint, out, data, opset, atol, rtol, threshold, ort_format) -> N
     from edgelr.export import export_checkpoint
 
     out = out or checkpoint.with_suffix(".onnx")
-    options = dict(data=data, opset=opset, atol=atol, rtol=rtol, ort_format=ort_format)
-    if threshold is None:
-        result = export_checkpoint(checkpoint, out, **options)
-    else:
-        from edgelr.workflow import export_at_threshold
-
-        result = export_at_threshold(checkpoint, out, threshold, **options)
+    result = export_checkpoint(checkpoint, out, data=data, opset=opset, atol=atol, rtol=rtol, ort_format=ort_format,
+                               threshold=threshold)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     for line in result.report.lines():

@@ -187,12 +187,14 @@ def export_checkpoint(
     atol: float = DEFAULT_ATOL,
     rtol: float = DEFAULT_RTOL,
     ort_format: bool = False,
+    threshold: float | None = None,
 ) -> ExportResult:
     """Export, verify against torch, and write ``out`` only if parity holds.
 
     With ``ort_format``, also write ``out`` with suffix ``.ort`` (onnxruntime's format
     for its mobile and minimal builds) and its required-operators config; the ORT
     model passes the same parity check, and nothing is written unless both pass.
+    ``threshold``: a binary model's threshold in place of the checkpoint's (``export --threshold``).
     """
     _check_tolerances(atol, rtol)
     _check_opset(opset)
@@ -202,8 +204,10 @@ def export_checkpoint(
         raise ConfigError(f"{os.fspath(out)}: -o names the ONNX file, and --ort writes the .ort beside it; "
                           "expected an -o path ending in .onnx")
     state = load_checkpoint(checkpoint)
-    rows = _data_rows(state, data)
     notes: list[str] = []
+    if threshold is not None:
+        state = _at_threshold(state, threshold, os.fspath(checkpoint), notes)
+    rows = _data_rows(state, data)
     failure: ParityError | None = None
     for variant in GRAPHS:
         model = to_onnx(state, variant, opset)
@@ -227,6 +231,31 @@ def export_checkpoint(
         return result
     assert failure is not None
     raise failure
+
+
+_THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")  # measured at the training threshold
+
+
+def _at_threshold(state: dict, threshold: float, name: str, notes: list[str]) -> dict:
+    """The checkpoint's state with its binary threshold replaced; the checkpoint itself is left as it is.
+
+    Its accuracy, precision, recall and f1 were measured at the training threshold, so
+    they are left out of the model's metrics (``edgelr evaluate`` measures them at the
+    new one), and ``notes`` says so.
+    """
+    if len(state["classes"]) != 2:
+        raise ConfigError(f"{name}: --threshold is for binary models, and this one has {len(state['classes'])} "
+                          "classes (it labels the most probable one); expected no --threshold")
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"--threshold {threshold:g}: expected a probability strictly between 0 and 1")
+    trained_at = state["threshold"]
+    if threshold == trained_at:
+        return state
+    notes.append(f"threshold {threshold:g} instead of the checkpoint's {trained_at:g}; its accuracy, "
+                 "precision, recall and f1 (measured at that one) are left out of the model's metrics")
+    metrics = {split: None if m is None else {k: v for k, v in m.items() if k not in _THRESHOLD_METRICS}
+               for split, m in state["metrics"].items()}
+    return {**state, "threshold": float(threshold), "metrics": metrics}
 
 
 def to_ort(onnx_model: bytes, name: str) -> OrtFiles:

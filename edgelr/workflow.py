@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from edgelr.checkpoint import build_model, encoding_of, load_checkpoint, save_checkpoint
+from edgelr.checkpoint import build_model, encoding_of, load_checkpoint
 from edgelr.data import Dataset, read_label_cells, stratified_split
 from edgelr.encoding import ONE_PROCESS, Layout, fit_encoding
 from edgelr.errors import ConfigError, DataError, ModelFileError
@@ -368,42 +368,3 @@ def _report(state: dict, checkpoint, inputs: tuple[np.ndarray, np.ndarray | None
     return write_report(out_dir, state, scored, checkpoint=checkpoint, parity=parity, extra_metrics=extra,
                         notes=notes)
 
-
-# The metrics whose value depends on the threshold: measured at the training threshold, they do not
-# describe a model exported at another one.
-_THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")
-
-
-def export_at_threshold(checkpoint: str | os.PathLike, out: str | os.PathLike, threshold: float, **options):
-    """``edgelr.export.export_checkpoint`` of ``checkpoint`` with its binary threshold replaced.
-
-    The graph and the ``edgelr.threshold`` metadata carry ``threshold``; the checkpoint
-    is left as it is. Its accuracy, precision, recall and f1 were measured at the
-    training threshold, so they are left out of the model's metrics (``edgelr evaluate``
-    measures them at the new one). Returns the ExportResult, with a note saying so.
-    """
-    import tempfile
-
-    from edgelr.export import export_checkpoint
-
-    name = os.fspath(checkpoint)
-    state = load_checkpoint(checkpoint)
-    if len(state["classes"]) != 2:
-        raise ConfigError(f"{name}: --threshold is for binary models, and this one has {len(state['classes'])} "
-                          "classes (it labels the most probable one); expected no --threshold")
-    if not 0.0 < threshold < 1.0:
-        raise ConfigError(f"--threshold {threshold:g}: expected a probability strictly between 0 and 1")
-    if os.path.exists(out) and os.path.samefile(out, checkpoint):  # export_checkpoint sees only the copy
-        raise ConfigError(f"{os.fspath(out)}: is the checkpoint being exported; expected a different -o path")
-    trained_at = state["threshold"]
-    state["threshold"] = float(threshold)
-    state["metrics"] = {split: None if m is None else {k: v for k, v in m.items() if k not in _THRESHOLD_METRICS}
-                        for split, m in state["metrics"].items()}
-    with tempfile.TemporaryDirectory(prefix="edgelr-export-") as folder:
-        copy = Path(folder) / Path(name).name
-        save_checkpoint(state, copy)
-        result = export_checkpoint(copy, out, **options)
-    if threshold != trained_at:
-        result.notes.append(f"threshold {threshold:g} instead of the checkpoint's {trained_at:g}; its accuracy, "
-                            "precision, recall and f1 (measured at that one) are left out of the model's metrics")
-    return result
