@@ -256,3 +256,23 @@ def test_torchrun_bad_cell_in_a_later_share_is_named_by_line_and_column(tmp_path
     assert run.returncode != 0
     assert f"Error: {path}, line 352, column 'f2'" in run.stdout + run.stderr
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_l1_streamed_and_under_torchrun_land_on_the_in_memory_model_and_its_zeros(tmp_path, big):
+    """OWL-QN evaluates the objective as L-BFGS does: streamed chunks and two ranks reach the same sparse optimum."""
+    path, X = big
+    l1 = ["--l1-ratio", "1", "--C", "0.02"]
+    train(path, "-o", tmp_path / "mem.pt", *l1)
+    train(path, "-o", tmp_path / "str.pt", "--memory-budget", "64kB", *l1)
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    run = subprocess.run(
+        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "edgelr", "train", str(path),
+         "-o", str(tmp_path / "two.pt"), "--json", *l1],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    memory = LogisticRegression.load(tmp_path / "mem.pt").coef_
+    assert 0 < int((memory == 0).sum()) < memory.size  # the case has zeros and non-zeros
+    for other in ("str.pt", "two.pt"):
+        np.testing.assert_array_equal(LogisticRegression.load(tmp_path / other).coef_ == 0, memory == 0)
+        assert max_diff(tmp_path / "mem.pt", tmp_path / other, X) < 1e-4
