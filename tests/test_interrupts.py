@@ -33,6 +33,22 @@ def wait_for(condition, proc: subprocess.Popen, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+@pytest.fixture
+def spawn():
+    """Popen for the tests, each process killed at teardown if a failed test left it running (sgd for 10^8 epochs)."""
+    started: list[subprocess.Popen] = []
+
+    def popen(args: list[str]) -> subprocess.Popen:
+        started.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        return started[-1]
+
+    yield popen
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
 
@@ -48,14 +64,13 @@ def model(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_interrupted_predict_leaves_no_output_and_the_earlier_one_untouched(tmp_path, model, signum, status):
+def test_interrupted_predict_leaves_no_output_and_the_earlier_one_untouched(tmp_path, model, spawn, signum, status):
     # The rows come through a named pipe kept open: predict is mid-file, its temporary
     # output beside out.csv, for as long as the test likes.
     fifo, out = tmp_path / "rows.csv", tmp_path / "out.csv"
     os.mkfifo(fifo)
     out.write_text("earlier output\n")
-    proc = subprocess.Popen([*EDGELR, "predict", str(model), str(fifo), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn([*EDGELR, "predict", str(model), str(fifo), "-o", str(out)])
     with open(fifo, "w") as pipe:
         pipe.write("lecture_hours,lab_hours\n1,2\n5,3\n")
         pipe.flush()
@@ -69,12 +84,11 @@ def test_interrupted_predict_leaves_no_output_and_the_earlier_one_untouched(tmp_
     assert leftovers(tmp_path) == []
 
 
-def test_sigterm_during_training_leaves_the_earlier_checkpoint(tmp_path):
+def test_sigterm_during_training_leaves_the_earlier_checkpoint(tmp_path, spawn):
     out = tmp_path / "model.pt"
     out.write_bytes(b"earlier checkpoint")
     # sgd for far more epochs than the test waits: SIGTERM lands mid-fit.
-    proc = subprocess.Popen([*EDGELR, "train", "--optimizer", "sgd", "--epochs", "100000000", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn([*EDGELR, "train", "--optimizer", "sgd", "--epochs", "100000000", "-o", str(out)])
     wait_for(lambda: catches(proc.pid, signal.SIGTERM), proc)
     time.sleep(0.5)  # into the imports, where the signal must wait for them to finish
     proc.send_signal(signal.SIGTERM)
