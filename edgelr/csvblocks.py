@@ -105,6 +105,12 @@ def _kept_cells(lines: Lines, grid: np.ndarray, keep: list[int]) -> list[str]:
     newlines = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 10)  # one per line
     starts[1:, 0] = newlines[:-1] + 1
     starts = starts[:, keep]
+    if raw.isascii():  # byte positions are character positions: slice one str
+        text = raw.decode("ascii")
+        if len(keep) == 1:
+            return [text[a:b] + "," for a, b in zip(starts[:, 0].tolist(), stops[:, 0].tolist())]
+        return ["".join(text[a:b] + "," for a, b in zip(row_a, row_b))
+                for row_a, row_b in zip(starts.tolist(), stops.tolist())]
     return ["".join(raw[a:b].decode("utf-8") + "," for a, b in zip(row_a, row_b))
             for row_a, row_b in zip(starts.tolist(), stops.tolist())]
 
@@ -437,14 +443,15 @@ def _csv_field(value) -> str:
 
 def numeric_blocks(path: str, width: int, cols: list[int], *, threads: int = 2,
                    block_bytes: int | None = None, keep: list[int] | None = None,
-                   on_bytes=None) -> Iterator:
+                   on_bytes=None, check=None) -> Iterator:
     """``parse_block`` of each block of the file's data lines, in order, parsed on ``threads`` threads.
 
     numpy releases the GIL inside its operations, so blocks parse side by side while the
     caller scores and writes the ones before. Raises NotFast (after yielding the blocks
     before it) at the first block the fast parse does not take. With ``keep``, each block is
-    (values, kept cells) as parse_block gives them; ``on_bytes(n)`` is told each block's size
-    as it is handed out (a progress bar).
+    (values, kept cells) as parse_block gives them; with ``check``, a function of the values also
+    run on the parse thread (the drift counts), (values, kept cells or None, its result).
+    ``on_bytes(n)`` is told each block's size as it is handed out (a progress bar).
     """
     block_bytes = block_bytes or BLOCK_BYTES
     if os.path.getsize(path) > 8 * block_bytes:
@@ -454,7 +461,9 @@ def numeric_blocks(path: str, width: int, cols: list[int], *, threads: int = 2,
         try:
             # At most threads + 1 blocks in flight, and one more being read: memory stays flat.
             for lines in data_lines(handle, block_bytes, buffers=threads + 2):
-                pending.append((pool.submit(parse_block, lines, width, cols, keep), lines.stop - lines.start))
+                job = pool.submit(parse_block, lines, width, cols, keep) if check is None else \
+                    pool.submit(_parse_and_check, lines, width, cols, keep, check)
+                pending.append((job, lines.stop - lines.start))
                 if len(pending) > threads:
                     yield _handed(pending.popleft(), on_bytes)
             while pending:
@@ -462,6 +471,12 @@ def numeric_blocks(path: str, width: int, cols: list[int], *, threads: int = 2,
         finally:
             for future, _ in pending:
                 future.cancel()
+
+
+def _parse_and_check(lines: Lines, width: int, cols: list[int], keep: list[int] | None, check):
+    parsed = parse_block(lines, width, cols, keep)
+    values, kept = parsed if keep is not None else (parsed, None)
+    return values, kept, check(values)
 
 
 def _handed(job, on_bytes):

@@ -220,11 +220,12 @@ class Predictor:
             low, high, low32, high32 = self._bounds
             with np.errstate(over="ignore"):  # a value past float32 is infinitely far out
                 x = features if features.dtype == np.float32 else np.asarray(features, dtype=np.float32)
-            with np.errstate(invalid="ignore"):  # NaN (missing) is never out of range
-                below = np.fmin.reduce(x, axis=0) < low32
-                above = np.fmax.reduce(x, axis=0) > high32
-            if below.any() or above.any():
-                drift._add_range(x, low, high, low32, high32, self.feature_names, start)
+            # Two comparisons per value (NaN, a missing value, compares False: never out of range); the
+            # counting below only for a batch with values out.
+            out = x < low32
+            out |= x > high32
+            if out.any():
+                drift._add_range(x, out, self._bounds, self.feature_names, start)
         if categories is not None and categories.shape[0]:
             for t, name in enumerate(self.categorical_names):
                 known = self._known[t]
@@ -553,37 +554,46 @@ class Drift:
             self.first_row = other.first_row
         return self
 
+    def shifted(self, start: int) -> Drift:
+        """These counts with ``first_row`` counted from ``start`` rows earlier (a batch's place in a stream)."""
+        if self.first_row is not None:
+            self.first_row += start
+        return self
+
     def lines(self) -> list[str]:
         """One line per kind of drift found: counts, and the worst offender."""
         out = []
         if self.out_of_range:
             column, value, distance, low, high = self.furthest
             side = "below" if value < low else "above"
-            out.append(f"{sum(self.out_of_range.values())} values outside their column's training range "
-                       f"({self.range_rows} of {self.rows} rows; {_counts(self.out_of_range)}); furthest out: "
+            out.append(f"{_n(sum(self.out_of_range.values()), 'value')} outside their column's training range "
+                       f"({self.range_rows} of {_n(self.rows, 'row')}; {_counts(self.out_of_range)}); furthest out: "
                        f"{column} = {value:.7g}, {distance:.3g} ranges {side} its training range "
                        f"[{low:.7g}, {high:.7g}]")
         if self.unseen:
             column, value, count = self.most_unseen
-            out.append(f"{sum(self.unseen.values())} categories never seen in training ({_counts(self.unseen)}); "
-                       f"most often: {column} = {value!r} ({count} rows)")
+            out.append(f"{_n(sum(self.unseen.values()), 'category', 'categories')} never seen in training "
+                       f"({_counts(self.unseen)}); most often: {column} = {value!r} ({_n(count, 'row')})")
         return out
 
-    def _add_range(self, x, low, high, low32, high32, names, start: int) -> None:
-        bad_rows = np.zeros(x.shape[0], dtype=bool)
-        for j, name in enumerate(names):
-            col = x[:, j]
-            out = (col < low32[j]) | (col > high32[j])
-            count = int(np.count_nonzero(out))
-            if not count:
-                continue
-            bad_rows |= out
-            self.out_of_range[name] = self.out_of_range.get(name, 0) + count
-            unit = (high[j] - low[j]) or 1.0
-            lo, hi = float(np.fmin.reduce(col)), float(np.fmax.reduce(col))
-            for value, distance in ((lo, (low[j] - lo) / unit), (hi, (hi - high[j]) / unit)):
-                if distance > 0 and (self.furthest is None or distance > self.furthest[2]):
-                    self.furthest = (name, value, float(distance), float(low[j]), float(high[j]))
+    def _add_range(self, x, out, bounds, names, start: int) -> None:
+        """Count the values of x (float32 (n, d)) flagged in ``out`` (outside [low, high]). Whole-array
+        operations: a stream whose every batch drifts pays a few per batch."""
+        low, high, low32, high32 = bounds
+        counts = np.count_nonzero(out, axis=0)
+        bad_rows = out.any(axis=1)
+        for j in np.flatnonzero(counts).tolist():
+            self.out_of_range[names[j]] = self.out_of_range.get(names[j], 0) + int(counts[j])
+        lows, highs = x.min(axis=0), x.max(axis=0)
+        gaps = np.flatnonzero(np.isnan(lows))  # columns with missing values: their extremes past the NaNs
+        if gaps.size:
+            lows[gaps], highs[gaps] = np.fmin.reduce(x[:, gaps], axis=0), np.fmax.reduce(x[:, gaps], axis=0)
+        unit = np.where(high > low, high - low, 1.0)
+        below, above = (low - lows) / unit, (highs - high) / unit  # in units of each column's range
+        for distances, values in ((below, lows), (above, highs)):
+            j = int(np.nanargmax(np.where(counts > 0, distances, -np.inf)))
+            if counts[j] and distances[j] > 0 and (self.furthest is None or distances[j] > self.furthest[2]):
+                self.furthest = (names[j], float(values[j]), float(distances[j]), float(low[j]), float(high[j]))
         self.range_rows += int(np.count_nonzero(bad_rows))
         first = int(np.argmax(bad_rows)) + start
         self.first_row = first if self.first_row is None else min(self.first_row, first)
@@ -598,8 +608,15 @@ class Drift:
         return f"Drift(rows={self.rows}, out_of_range={self.out_of_range}, unseen={self.unseen})"
 
 
-def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+def _counts(counts: dict[str, int], shown: int = 3) -> str:
+    """'a 5, b 2' for the columns with the most, then how many more: the warning stays one short line."""
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    text = ", ".join(f"{name} {n}" for name, n in ranked[:shown])
+    return text + (f" and {len(ranked) - shown} more columns" if len(ranked) > shown else "")
 
 
 def _open_session(path: str, threads: int | None) -> ort.InferenceSession:

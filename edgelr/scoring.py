@@ -65,7 +65,8 @@ def predict_rows(predictor: Predictor, data: str, out: TextIO, *, in_format: str
         text = block.text
         skip = block.skip
         labels, proba = predictor.score(numbers, text, as_index=True)  # validates the rows first
-        drift = predictor.drift_inputs(numbers[skip:], None if text is None else text[skip:], start=rows)
+        drift = block.drift.shifted(rows) if block.drift is not None else \
+            predictor.drift_inputs(numbers[skip:], None if text is None else text[skip:], start=rows)
         if strict and drift.any:
             raise DataError(f"--strict: {'; '.join(drift.lines())}; the first at data row {drift.first_row + 1}; "
                             "expected values inside the training ranges and categories seen in training "
@@ -92,8 +93,8 @@ def _blocks(predictor: Predictor, data: str, in_format: str, out_format: str, ke
     numeric, text = predictor.feature_names, predictor.categorical_names
     allow_missing = predictor.impute is not None
     if in_format == "csv" and data != "-" and not keep and is_regular_file(data):
-        for numbers, cells, skip in feature_blocks(predictor, data, progress):
-            yield Block(numbers, cells, skip=skip), False
+        for numbers, cells, skip, drift in feature_blocks(predictor, data, progress):
+            yield Block(numbers, cells, skip=skip, drift=drift), False
         return
     if in_format == "csv" and data != "-" and is_regular_file(data) and not text:
         done = 0
@@ -102,10 +103,12 @@ def _blocks(predictor: Predictor, data: str, in_format: str, out_format: str, ke
             table.require(keep, what="--keep column")
             header = table.header
         try:
-            for values, kept in numeric_blocks(data, len(header), [header.index(n) for n in numeric],
-                                               keep=[header.index(n) for n in keep],
-                                               on_bytes=getattr(progress, "bytes", None)):
-                yield Block(values, None, kept if out_format == "csv" else [k.split(",")[:-1] for k in kept]), False
+            for values, kept, drift in numeric_blocks(data, len(header), [header.index(n) for n in numeric],
+                                                      keep=[header.index(n) for n in keep],
+                                                      check=predictor.drift_inputs,
+                                                      on_bytes=getattr(progress, "bytes", None)):
+                kept = kept if out_format == "csv" else [k.split(",")[:-1] for k in kept]
+                yield Block(values, None, kept, drift=drift), False
                 done += values.shape[0]
             if done:
                 return
@@ -128,9 +131,12 @@ def _blocks(predictor: Predictor, data: str, in_format: str, out_format: str, ke
             handle.close()
 
 
-def feature_blocks(predictor: Predictor, data: str | os.PathLike,
-                   progress: Callable | None = None) -> Iterator[tuple[np.ndarray, np.ndarray | None, int]]:
-    """(numbers, text or None, rows to skip) per block of the CSV's rows, as the model takes them.
+def feature_blocks(predictor: Predictor, data: str | os.PathLike, progress: Callable | None = None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray | None, int, Drift | None]]:
+    """(numbers, text or None, rows to skip, drift or None) per block of the CSV's rows, as the model takes them.
+
+    The fast path counts each block's drift on its parse thread (``Predictor.drift_inputs``),
+    beside the scoring of the blocks before; the exact reader's blocks come without it.
 
     A regular file of a model without text columns goes through edgelr.csvblocks' fast
     parse, block after block. Where that parse declines a block (quotes, missing cells, a
@@ -150,9 +156,10 @@ def feature_blocks(predictor: Predictor, data: str | os.PathLike,
             table.require(numeric, what="feature column")
             header = table.header
         try:
-            for block in numeric_blocks(path, len(header), [header.index(name) for name in numeric],
-                                        on_bytes=getattr(progress, "bytes", None)):
-                yield block, None, 0
+            for block, _, drift in numeric_blocks(path, len(header), [header.index(name) for name in numeric],
+                                                  check=predictor.drift_inputs,
+                                                  on_bytes=getattr(progress, "bytes", None)):
+                yield block, None, 0, drift
                 done += block.shape[0]
             if done:
                 return
@@ -162,7 +169,7 @@ def feature_blocks(predictor: Predictor, data: str | os.PathLike,
     for numbers, cells in iter_raw_blocks(path, numeric, text, allow_missing=predictor.impute is not None):
         n = numbers.shape[0]
         if seen + n > done:
-            yield numbers, cells, max(0, done - seen)
+            yield numbers, cells, max(0, done - seen), None
         seen += n
 
 

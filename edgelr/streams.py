@@ -47,6 +47,7 @@ class Block:
         comma) or, for a JSON Lines output, a list of their values; None without --keep
     labels : the label cells (``evaluate``), else None
     skip : leading rows already written (the fast CSV path's hand-over), not to write again
+    drift : the block's edgelr.runtime.Drift, counted on the fast path's parse thread, else None
     """
 
     numbers: np.ndarray
@@ -54,6 +55,7 @@ class Block:
     kept: list | None = None
     labels: list | None = None
     skip: int = 0
+    drift: object = None  # the rows' Drift (first_row from the block's start) when counted already
 
 
 def format_of(path: str, given: str | None = None) -> str:

@@ -253,6 +253,12 @@ def test_keep_unknown_names_are_an_error(tmp_path, binary_onnx):
 # -- --explain ----------------------------------------------------------------------------
 
 
+# "Adds up" (spec section 6): within 1e-4 of the logit the probabilities give, on the rows whose
+# probabilities are all >= 0.01. Below that a float32 probability, exact to ~1e-7 absolute,
+# no longer carries its logit to 1e-4 (edgelr.parity.check_logits).
+MIN_P = 0.01
+
+
 def logit_of(proba: np.ndarray) -> np.ndarray:
     p = proba.astype(np.float64)
     return np.log(p[:, 1] / p[:, 0])
@@ -273,7 +279,8 @@ def test_binary_contributions_are_the_hand_computation(tmp_path, binary_checkpoi
     got = np.array([[float(r[f"contribution_f{j}"]) for j in range(5)] for r in out])
     np.testing.assert_allclose(got, by_hand, rtol=1e-8, atol=1e-8)
     proba = np.array([[float(r["probability_0"]), float(r["probability_1"])] for r in out])
-    usable = (proba > 1e-6).all(axis=1)  # a saturated row's float32 probability has no logit left
+    usable = (proba >= MIN_P).all(axis=1)
+    assert usable.mean() > 0.5
     np.testing.assert_allclose((got.sum(axis=1) + b)[usable], logit_of(proba)[usable], atol=1e-4)
     e = Predictor(binary_onnx).explain(X)
     assert e.contributions.shape == (300, 5) and e.intercept.shape == (300,)
@@ -297,7 +304,8 @@ def test_multiclass_contributions_add_up_to_the_predicted_class_logit(multiclass
     assert list(e.explained) == list(labels)
     np.testing.assert_allclose(e.intercept + e.contributions.sum(axis=1), z[np.arange(300), pred], atol=1e-9)
     log_p = np.log(proba.astype(np.float64))
-    usable = (proba > 1e-6).all(axis=1)
+    usable = (proba >= MIN_P).all(axis=1)
+    assert usable.mean() > 0.5
     np.testing.assert_allclose((log_p[np.arange(300), pred][:, None] - log_p)[usable],
                                (e.logit[:, None] - z)[usable], atol=1e-4)
 
@@ -316,7 +324,10 @@ def test_text_model_contributions_add_up(tmp_path, text_onnx):
     out = list(csv.DictReader(io.StringIO(ok("predict", str(text_onnx), str(data), "--explain").stdout)))
     got = np.array([[float(r[f"contribution_{c}"]) for c in predictor.columns] for r in out])
     proba = np.array([[float(r[f"probability_{c}"]) for c in predictor.classes] for r in out])
-    np.testing.assert_allclose(got.sum(axis=1) + coefficients["intercept"][0], logit_of(proba), atol=1e-4)
+    usable = (proba >= MIN_P).all(axis=1)
+    assert usable.mean() > 0.8
+    np.testing.assert_allclose((got.sum(axis=1) + coefficients["intercept"][0])[usable], logit_of(proba)[usable],
+                               atol=1e-4)
     assert got[-1, predictor.columns.index("site")] == 0.0  # a category never seen in training
 
 
@@ -353,7 +364,7 @@ def test_drift_warnings_name_counts_and_the_furthest_value(tmp_path, text_onnx):
     assert len(warnings) == 2
     assert "3 values outside their column's training range (3 of 5 rows" in warnings[0]
     assert "furthest out: vibration_mm_s = 100" in warnings[0]
-    assert "1 categories never seen in training (site 1); most often: site = 'atlantis'" in warnings[1]
+    assert "1 category never seen in training (site 1); most often: site = 'atlantis' (1 row)" in warnings[1]
     drift = predictor.drift([{c: r[header.index(c)] for c in predictor.columns} for r in rows])  # the API: no print
     assert drift.out_of_range == {"vibration_mm_s": 2, "temperature_c": 1} and drift.unseen == {"site": 1}
     assert drift.furthest[:2] == ("vibration_mm_s", 100.0)
@@ -377,13 +388,13 @@ def test_strict_writes_nothing(tmp_path, binary_onnx):
     out = tmp_path / "out.csv"
     out.write_text("earlier")
     result = run("predict", str(binary_onnx), str(bad), "--strict", "-o", str(out))
-    assert_error(result, "--strict", "1 values outside", "f3 = 1000000", "data row", "expected values inside")
+    assert_error(result, "--strict", "1 value outside", "f3 = 1000000", "data row", "expected values inside")
     assert out.read_text() == "earlier" and sorted(os.listdir(tmp_path)) == ["bad.csv", "good.csv", "in.csv",
                                                                                "out.csv"]
     on_stdout = run("predict", str(binary_onnx), str(bad), "--strict")
     assert on_stdout.exit_code == 1 and on_stdout.stdout == ""  # the first batch holds the row: nothing written
     warned = ok("predict", str(binary_onnx), str(bad))
-    assert "warning: 1 values outside" in warned.stderr and warned.stdout.count("\n") == 21
+    assert "warning: 1 value outside" in warned.stderr and warned.stdout.count("\n") == 21
 
 
 def test_old_files_without_ranges_warn_of_nothing(tmp_path):
