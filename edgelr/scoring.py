@@ -45,7 +45,8 @@ def predict_rows(predictor: Predictor, data: str, out: TextIO, *, in_format: str
     explain : add each input column's contribution to the explained logit (Predictor.explain)
     strict : a value outside its training range or an unseen category is a DataError, raised
         before the rows of its batch are written (the rows of earlier batches are written)
-    progress : called with (rows done, bytes done or None, bytes in all or None) after each batch
+    progress : called with the rows written so far after each batch; its ``bytes`` attribute, when it
+        has one, is told the size of each block the fast CSV path reads (the bar's percentage)
 
     A row that arrives alone on a pipe is scored, written and flushed before the next one is read.
     """
