@@ -4,7 +4,7 @@ A source yields ``Block``s: the model's inputs for a batch of rows, the cells of
 ``--keep`` columns, and (for ``evaluate``) the label cells. A regular file is read in
 batches of up to 65,536 rows. A pipe is read by a thread that parses each record as it
 arrives; a batch is whatever has arrived when the scorer is ready for one (at most
-65,536 rows, at least one), so a row that comes on its own is scored and answered at
+4,096 rows, at least one), so a row that comes on its own is scored and answered at
 once, and a fast pipe still scores in big batches. The queue between them is bounded:
 memory stays flat whatever the input's length.
 
@@ -33,6 +33,9 @@ from edgelr.data import _NUMBER, MISSING_TOKENS, missing_problem, parse_numbers
 from edgelr.errors import DataError
 
 BATCH_ROWS = 65_536
+# A pipe's batches are smaller: its rows wait in a queue as parsed records (~2 KB for 30 cells), and the
+# queue plus the batch being scored must stay within predict's flat memory.
+LIVE_BATCH_ROWS = 4_096
 FORMATS = ("csv", "jsonl")
 _END = object()
 
@@ -88,11 +91,13 @@ def open_source(data: str) -> tuple[io.BufferedReader, str, bool]:
         raise DataError(f"{data}: cannot be read ({exc.strerror or exc})") from exc
 
 
-def batches(records: Iterator, live: bool, rows: int = BATCH_ROWS) -> Iterator[list]:
-    """Lists of up to ``rows`` records; when ``live``, of those that have arrived (at least one).
+def batches(records: Iterator, live: bool, rows: int | None = None) -> Iterator[list]:
+    """Lists of up to ``rows`` records (BATCH_ROWS; LIVE_BATCH_ROWS when ``live``); when ``live``, of
+    those that have arrived (at least one).
 
     The records are produced on a thread when live (an exception there is raised here).
     """
+    rows = rows or (LIVE_BATCH_ROWS if live else BATCH_ROWS)
     if not live:
         batch = []
         for record in records:
@@ -103,7 +108,7 @@ def batches(records: Iterator, live: bool, rows: int = BATCH_ROWS) -> Iterator[l
         if batch:
             yield batch
         return
-    q: queue.Queue = queue.Queue(maxsize=2 * rows)  # bounded: a fast producer waits for the scorer
+    q: queue.Queue = queue.Queue(maxsize=rows)  # bounded: a fast producer waits for the scorer
 
     def produce() -> None:
         try:
