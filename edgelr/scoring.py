@@ -128,6 +128,8 @@ def _blocks(predictor: Predictor, data: str, in_format: str, out_format: str, ke
                             keep=keep, out_format=out_format):
             yield block, live
     finally:
+        # A file is closed here. Stdin is left open: its own reader, or a pipe's copy that the reading
+        # thread may still be blocked in (closing it would wait for that thread's read to end).
         if data != "-":
             handle.close()
 

@@ -80,7 +80,13 @@ def open_source(data: str) -> tuple[io.BufferedReader, str, bool]:
     """(binary handle, name for messages, live) for a path or '-' (stdin)."""
     if data == "-":
         handle = getattr(sys.stdin, "buffer", None) or sys.stdin
-        return handle, "stdin", is_live(handle)
+        live = is_live(handle)
+        if live:
+            # A reader of its own on a copy of the descriptor: the reading thread may still be blocked in
+            # it when the process ends (an interruption), and Python's shutdown flushes sys.stdin's reader,
+            # which would wait on that thread's lock and abort ("could not acquire lock").
+            handle = open(os.dup(handle.fileno()), "rb")
+        return handle, "stdin", live
     try:
         return open(data, "rb"), data, False
     except FileNotFoundError as exc:

@@ -427,3 +427,21 @@ def test_progress_only_on_a_terminal(tmp_path, binary_onnx, monkeypatch):
                         lambda self, rows: shown.append(rows))
     ok("predict", str(binary_onnx), str(data), "-o", str(tmp_path / "q.csv"))
     assert shown and shown[-1] == 500
+
+
+def test_sigterm_while_waiting_on_a_pipe(tmp_path, binary_onnx):
+    """A service stopped between rows: exit 143, no output, no temporary file, no shutdown abort."""
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "edgelr", "predict", str(binary_onnx), "-", "--format", "jsonl",
+                             "-o", str(out)], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        proc.stdin.write(b'{"f0": 1, "f1": 2, "f2": 3, "f3": 4, "f4": 5}\n')
+        proc.stdin.flush()
+        time.sleep(3)  # the row is scored; the reading thread waits for the next
+        proc.terminate()
+        assert proc.wait(30) == 143
+        assert "Interrupted" in proc.stderr.read().decode()
+    finally:
+        proc.kill()
+    assert os.listdir(tmp_path) == []
