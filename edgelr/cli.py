@@ -328,7 +328,7 @@ def verify(checkpoint, model, data, atol, rtol) -> None:
                    "in the input's format.")
 @click.option("--format", "in_format", type=click.Choice(["csv", "jsonl"]),
               help="The input's format (default: DATA's extension; csv for stdin).")
-@click.option("--keep", help="Comma-separated input columns copied into the output first, as they are.")
+@click.option("--keep", metavar="COLS", help="Comma-separated input columns copied into the output first, as they are.")
 @click.option("--explain", is_flag=True,
               help="Add each input column's contribution to the logit (binary: of the positive class; "
                    "multiclass: of the predicted class): contribution_<column>.")
