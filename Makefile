@@ -9,6 +9,8 @@ EDGE   := .venv-edge
 # Two rows of the tutorial's table, to score on the device side.
 ROWS   := 'lecture_hours,lab_hours,passed\n2,3,0\n5,3,1\n'
 # Three pumps: one as in training, one at a site never seen with empty cells, one all but empty.
+# The same pumps as JSON Lines, with an id to keep; the third far outside the training range.
+READINGS := '{"sensor_id": "p7", "site": "north", "model": "P100", "temperature_c": 71.5, "vibration_mm_s": 4.2, "pressure_bar": 4.1, "run_hours": 3100}\n{"sensor_id": "p12", "site": "harbour", "model": null, "temperature_c": 58.0, "pressure_bar": 4.3, "run_hours": 400, "failed": "no"}\n{"sensor_id": "p31", "site": "east", "temperature_c": 140.0, "vibration_mm_s": 100, "pressure_bar": 4.0, "run_hours": 2000}\n'
 PUMPS  := 'site,model,temperature_c,vibration_mm_s,pressure_bar,run_hours,failed\nnorth,P100,71.5,4.2,4.1,3100,yes\nharbour,,58.0,,4.3,400,no\nsouth,,,,,,no\n' 
 
 .PHONY: install demo test lint edge-check bench bench-train clean
@@ -58,6 +60,19 @@ edge-check: install
 	cd build/edge && ../../$(EDGE)/bin/edgelr info model.onnx
 	cd build/edge && ../../$(EDGE)/bin/edgelr predict pumps.onnx pumps.csv
 	cd build/edge && ../../$(EDGE)/bin/edgelr evaluate pumps.onnx pumps.csv --label failed
+	# On the device: stdin CSV and JSON Lines, .jsonl in and out, --keep, --explain, drift warnings, --strict.
+	printf $(READINGS) > build/edge/readings.jsonl
+	cd build/edge && cat rows.csv | ../../$(EDGE)/bin/edgelr predict model.onnx - --keep passed
+	cd build/edge && cat pumps.csv | ../../$(EDGE)/bin/edgelr evaluate pumps.onnx - --label failed
+	cd build/edge && cat readings.jsonl | ../../$(EDGE)/bin/edgelr predict pumps.onnx - --format jsonl \
+	    --keep sensor_id -o - 2> drift.err
+	grep -q "outside their column's training range" build/edge/drift.err && cat build/edge/drift.err
+	cd build/edge && ../../$(EDGE)/bin/edgelr predict pumps.onnx readings.jsonl --keep sensor_id --explain \
+	    -o explained.csv && head -2 explained.csv
+	cd build/edge && ../../$(EDGE)/bin/edgelr predict pumps.onnx pumps.csv --explain -o explained.jsonl \
+	    && grep -q '"contributions"' explained.jsonl
+	cd build/edge && ! ../../$(EDGE)/bin/edgelr predict pumps.onnx readings.jsonl --strict -o strict.csv \
+	    && test ! -e strict.csv
 	! $(EDGE)/bin/edgelr train 2> build/edge/train.err
 	grep -q "pip install 'edgelr\[train\]'" build/edge/train.err && cat build/edge/train.err
 	@echo "edge-check: OK"

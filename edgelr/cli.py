@@ -328,48 +328,80 @@ def verify(checkpoint, model, data, atol, rtol) -> None:
 
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV to write (default: stdout).")
+@click.argument("data", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, allow_dash=True),
+              help="File to write, CSV or JSON Lines by its extension (.jsonl); default or '-': stdout, "
+                   "in the input's format.")
+@click.option("--format", "in_format", type=click.Choice(["csv", "jsonl"]),
+              help="The input's format (default: DATA's extension; csv for stdin).")
+@click.option("--keep", metavar="COLS", help="Comma-separated input columns copied into the output first, as they are.")
+@click.option("--explain", is_flag=True,
+              help="Add each input column's contribution to the logit (binary: of the positive class; "
+                   "multiclass: of the predicted class): contribution_<column>.")
+@click.option("--strict", is_flag=True,
+              help="Values outside their training range or unseen categories are an error (exit 1) instead "
+                   "of a warning. With -o nothing is written; on stdout, the batch holding the first such "
+                   "row is not written, nor anything after it.")
 @click.option("--threads", type=click.IntRange(min=1), help="onnxruntime intra-op threads (default: its own).")
-def predict(model, data, out, threads) -> None:
-    """Score DATA.csv with an exported MODEL; no torch needed.
+def predict(model, data, out, in_format, keep, explain, strict, threads) -> None:
+    """Score DATA (CSV, JSON Lines, or - for stdin) with an exported MODEL; no torch needed.
 
     Writes a `label` column (the class name) and one `probability_<class>` column per
-    class. Feature columns are matched by header name; other columns are ignored.
+    class (JSON Lines: `label` and `probabilities`). Feature columns are matched by name;
+    other columns are ignored. Rows arriving on a pipe are answered one by one as they
+    come. Values outside the training data's range and categories never seen in training
+    are counted, with one warning line per kind on stderr.
 
     Example: edgelr predict models/model.onnx new_rows.csv -o scores.csv
+
+    Example: tail -f readings.jsonl | edgelr predict model.onnx - --format jsonl --keep sensor_id
     """
     from edgelr.runtime import Predictor
-    from edgelr.scoring import predict_csv
+    from edgelr.scoring import predict_rows
+    from edgelr.streams import format_of
 
     predictor = Predictor(model, threads=threads)
-    if out is None:
-        predict_csv(predictor, data, sys.stdout)
-        return
-    from edgelr.fileio import atomic_path
+    in_format = format_of(data, in_format) if data != "-" else (in_format or "csv")
+    to_stdout = out is None or out == "-"
+    out_format = in_format if to_stdout else format_of(out)
+    options = dict(in_format=in_format, out_format=out_format, keep=_names(keep) or (), explain=explain,
+                   strict=strict)
+    progress = _ScoringProgress.for_input(data, to_stdout)
+    try:
+        if to_stdout:
+            result = predict_rows(predictor, data, sys.stdout, progress=progress, **options)
+        else:
+            from edgelr.fileio import atomic_path
 
-    with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        rows = predict_csv(predictor, data, handle)
-    click.echo(f"wrote {rows} predictions to {out}", err=True)
+            with atomic_path(out) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+                result = predict_rows(predictor, data, handle, progress=progress, **options)
+    finally:
+        if progress is not None:
+            progress.close()
+    for line in result.drift.lines():
+        click.echo(f"warning: {line}", err=True)
+    if not to_stdout:
+        click.echo(f"wrote {result.rows} predictions to {out}", err=True)
 
 
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--label", required=True, help="Column holding the true class.")
+@click.argument("data", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--label", required=True, help="Column (JSON Lines: key) holding the true class.")
+@click.option("--format", "in_format", type=click.Choice(["csv", "jsonl"]),
+              help="The input's format (default: DATA's extension; csv for stdin).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
-def evaluate(model, data, label, as_json) -> None:
-    """Metrics of an exported MODEL on labelled DATA.csv; no torch needed.
+def evaluate(model, data, label, in_format, as_json) -> None:
+    """Metrics of an exported MODEL on labelled DATA (CSV, JSON Lines, or - for stdin); no torch needed.
 
     Example: edgelr evaluate models/model.onnx test.csv --label passed
     """
     from edgelr.info import encoding_lines, metrics_table
     from edgelr.runtime import Predictor
-    from edgelr.scoring import evaluate_csv
+    from edgelr.scoring import evaluate_rows
 
     predictor = Predictor(model)
-    metrics = evaluate_csv(predictor, data, label)
+    metrics = evaluate_rows(predictor, data, label, in_format=in_format)
     if as_json:
         click.echo(json.dumps(metrics))
         return
@@ -523,3 +555,52 @@ class _ProgressBar:
         if self._bar is not None:
             self._bar.__exit__(*exc_info)
         return False
+
+
+class _ScoringProgress:
+    """``predict``'s progress on stderr, for a file's run past ``DELAY`` seconds when stderr is a terminal.
+
+    Called with the rows written after each batch; ``bytes`` is told the input read (the fast
+    CSV path), which gives the percentage. Never in a pipe; not when the predictions
+    themselves go to the same terminal.
+    """
+
+    DELAY = 1.0  # seconds before the bar shows: short runs print nothing
+    EVERY = 0.2  # seconds between redraws
+
+    def __init__(self, total_bytes: int):
+        import time
+
+        self._clock = time.monotonic
+        self.start = self._clock()
+        self.total, self.done, self.last, self.shown = total_bytes, 0, 0.0, False
+
+    @classmethod
+    def for_input(cls, data: str, to_stdout: bool):
+        if data == "-" or not sys.stderr.isatty() or (to_stdout and sys.stdout.isatty()):
+            return None
+        try:
+            return cls(os.path.getsize(data))
+        except OSError:
+            return None
+
+    def bytes(self, n: int) -> None:
+        self.done += n
+
+    def __call__(self, rows: int) -> None:
+        now = self._clock()
+        if now - self.start < self.DELAY or now - self.last < self.EVERY:
+            return
+        self.last = now
+        line = f"scoring: {rows:,} rows"
+        if self.done and self.total:
+            share = min(self.done / self.total, 1.0)
+            line = f"scoring [{'#' * int(share * 30):<30}] {share:4.0%}, {rows:,} rows"
+        sys.stderr.write(f"\r{line}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()

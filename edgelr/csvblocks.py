@@ -77,14 +77,46 @@ class NotFast(Exception):
     """A block the fast parse cannot prove it reads as the exact reader does."""
 
 
-def parse_block(lines: Lines | bytes, width: int, cols: list[int]) -> np.ndarray:
+def parse_block(lines: Lines | bytes, width: int, cols: list[int], keep: list[int] | None = None):
     """The feature cells of whole CSV lines as float32 (n_lines, len(cols)).
 
     lines : data lines, each ending with ``\n`` (or ``\r\n``): a Lines buffer, or bytes
     width : fields per line (the header's)
     cols : the feature columns by position in the line, in the model's order
+    keep : columns whose cells are also returned, as text: then (values, kept) where kept[i] is
+        line i's cells of those columns as written, each followed by a comma
     Raises NotFast where the exact reader must read it.
     """
+    values, grid = _parse_block(lines, width, cols)
+    if keep is None:
+        return values
+    if not isinstance(lines, Lines):
+        lines = Lines.of(lines)
+    return values, _kept_cells(lines, grid, keep)
+
+
+def _kept_cells(lines: Lines, grid: np.ndarray, keep: list[int]) -> list[str]:
+    """Per line, the ``keep`` fields' text (``grid``: each field's end, from the block's start), comma after each."""
+    raw = bytes(lines.buffer[lines.start:lines.stop])
+    stops = grid[:, keep]
+    starts = np.empty_like(grid)
+    starts[:, 1:] = grid[:, :-1] + 1
+    starts[0, 0] = 0
+    newlines = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == 10)  # one per line
+    starts[1:, 0] = newlines[:-1] + 1
+    starts = starts[:, keep]
+    if raw.isascii():  # byte positions are character positions: slice one str
+        text = raw.decode("ascii")
+        if len(keep) == 1:
+            return [text[a:b] + "," for a, b in zip(starts[:, 0].tolist(), stops[:, 0].tolist())]
+        return ["".join(text[a:b] + "," for a, b in zip(row_a, row_b))
+                for row_a, row_b in zip(starts.tolist(), stops.tolist())]
+    return ["".join(raw[a:b].decode("utf-8") + "," for a, b in zip(row_a, row_b))
+            for row_a, row_b in zip(starts.tolist(), stops.tolist())]
+
+
+def _parse_block(lines: Lines | bytes, width: int, cols: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """parse_block's values, and each field's end (n_lines, width) when it was computed."""
     if not isinstance(lines, Lines):
         lines = Lines.of(lines)
     buf, start, stop = lines.buffer, lines.start, lines.stop
@@ -107,11 +139,11 @@ def parse_block(lines: Lines | bytes, width: int, cols: list[int]) -> np.ndarray
     grid = ends.reshape(n_lines, width)
     if not (u[grid[:, -1]] == 10).all():  # each line's last field ends at its newline, so no other one does
         raise NotFast("a line with another number of fields than the header")
-    if not cols:
-        return np.empty((n_lines, 0), dtype=np.float32)
     if crlf:
         grid = grid.copy()
         grid[:, -1] -= u[grid[:, -1] - 1] == 13  # a line's last field ends before its \r\n
+    if not cols:
+        return np.empty((n_lines, 0), dtype=np.float32), grid
     if list(cols) == list(range(width)) and not crlf:
         stops = ends
         starts = np.empty_like(ends)
@@ -123,7 +155,7 @@ def parse_block(lines: Lines | bytes, width: int, cols: list[int]) -> np.ndarray
         starts_grid[0, 0] = 0
         starts_grid[1:, 0] = ends.reshape(n_lines, width)[:-1, -1] + 1
         stops, starts = grid[:, cols].reshape(-1), starts_grid[:, cols].reshape(-1)
-    del ends, grid
+    del ends
     first = u[starts]
     negative = first == 45
     signed = negative | (first == 43)
@@ -143,7 +175,7 @@ def parse_block(lines: Lines | bytes, width: int, cols: list[int]) -> np.ndarray
         out[i] = np.float32(float(buf[start + starts[i]:start + stops[i]]))
     if np.isinf(out).any():
         raise NotFast("a value too large for float32")
-    return out.reshape(n_lines, len(cols))
+    return out.reshape(n_lines, len(cols)), grid
 
 
 def _decimals(padded: np.ndarray, stops: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -350,35 +382,54 @@ def _rstrip_newlines(buffer: bytearray, start: int, stop: int) -> int:
 
 
 class PredictionWriter:
-    """``edgelr predict``'s CSV: a ``label`` column (the class name), then ``probability_<class>`` per class.
+    """``edgelr predict``'s CSV: the ``--keep`` columns, a ``label`` column (the class name), then
+    ``probability_<class>`` per class, then with --explain ``contribution_<column>`` per input column.
 
     Rows are formatted a few thousand at a time with one ``%`` operation: the class name as
     csv.writer writes that field, each probability as ``%.9g`` of its float32 value (every
-    digit it has). The same text a csv.writer row by row gives, about twice as fast.
+    digit it has), each contribution as ``%.9g`` of its float64 value, the kept cells as the
+    input had them. The same text a csv.writer row by row gives, about twice as fast.
     """
 
     CHUNK = 4096  # rows per format operation: short enough for other threads to get the GIL between them
 
-    def __init__(self, out, classes: np.ndarray):
-        """out: a text file; classes: the model's class values, indexed by the label index."""
+    def __init__(self, out, classes: np.ndarray, keep=(), explain=()):
+        """out: a text file; classes: the model's class values, indexed by the label index; keep: the kept
+        columns' names; explain: the explained columns' names (none: no contribution columns)."""
         self.out = out
         self.started = False
-        self._header = ["label", *(f"probability_{c}" for c in classes.tolist())]
+        self._header = [*keep, "label", *(f"probability_{c}" for c in classes.tolist()),
+                        *(f"contribution_{c}" for c in explain)]
         self._labels = np.array([_csv_field(c) for c in classes], dtype=object)
-        self._format = "%s" + ",%.9g" * len(classes) + "\n"
+        self._extra = bool(keep) + len(explain)
+        self._kept = bool(keep)
+        self._format = ("%s" if keep else "") + "%s" + ",%.9g" * (len(classes) + len(explain)) + "\n"
         self._chunk_format = self._format * self.CHUNK  # a block's shorter last chunk builds its own
 
     def header(self) -> None:
         csv.writer(self.out, lineterminator="\n").writerow(self._header)
         self.started = True
 
-    def rows(self, labels: np.ndarray, proba: np.ndarray) -> None:
-        """labels: (n,) class indices; proba: (n, n_classes) float32."""
+    def rows(self, labels: np.ndarray, proba: np.ndarray, kept: list | None = None,
+             contributions: np.ndarray | None = None) -> None:
+        """labels: (n,) class indices; proba: (n, n_classes) float32; kept: (n,) the kept cells' text, a comma
+        after each; contributions: (n, n_columns) float64."""
         for i in range(0, labels.shape[0], self.CHUNK):
             idx, p = labels[i:i + self.CHUNK], proba[i:i + self.CHUNK]
-            cells = np.empty((idx.shape[0], 1 + p.shape[1]), dtype=object)
-            cells[:, 0] = self._labels[idx]
-            cells[:, 1:] = p  # Python floats with the float32 values
+            if not self._extra:
+                cells = np.empty((idx.shape[0], 1 + p.shape[1]), dtype=object)
+                cells[:, 0] = self._labels[idx]
+                cells[:, 1:] = p  # Python floats with the float32 values
+            else:
+                width = contributions.shape[1] if contributions is not None else 0
+                first = int(self._kept)
+                cells = np.empty((idx.shape[0], first + 1 + p.shape[1] + width), dtype=object)
+                if self._kept:
+                    cells[:, 0] = kept[i:i + self.CHUNK]
+                cells[:, first] = self._labels[idx]
+                cells[:, first + 1:first + 1 + p.shape[1]] = p
+                if width:
+                    cells[:, first + 1 + p.shape[1]:] = contributions[i:i + self.CHUNK]
             fmt = self._chunk_format if idx.shape[0] == self.CHUNK else self._format * idx.shape[0]
             self.out.write(fmt % tuple(cells.ravel().tolist()))
 
@@ -391,12 +442,16 @@ def _csv_field(value) -> str:
 
 
 def numeric_blocks(path: str, width: int, cols: list[int], *, threads: int = 2,
-                   block_bytes: int | None = None) -> Iterator[np.ndarray]:
+                   block_bytes: int | None = None, keep: list[int] | None = None,
+                   on_bytes=None, check=None) -> Iterator:
     """``parse_block`` of each block of the file's data lines, in order, parsed on ``threads`` threads.
 
     numpy releases the GIL inside its operations, so blocks parse side by side while the
     caller scores and writes the ones before. Raises NotFast (after yielding the blocks
-    before it) at the first block the fast parse does not take.
+    before it) at the first block the fast parse does not take. With ``keep``, each block is
+    (values, kept cells) as parse_block gives them; with ``check``, a function of the values also
+    run on the parse thread (the drift counts), (values, kept cells or None, its result).
+    ``on_bytes(n)`` is told each block's size as it is handed out (a progress bar).
     """
     block_bytes = block_bytes or BLOCK_BYTES
     if os.path.getsize(path) > 8 * block_bytes:
@@ -406,14 +461,30 @@ def numeric_blocks(path: str, width: int, cols: list[int], *, threads: int = 2,
         try:
             # At most threads + 1 blocks in flight, and one more being read: memory stays flat.
             for lines in data_lines(handle, block_bytes, buffers=threads + 2):
-                pending.append(pool.submit(parse_block, lines, width, cols))
+                job = pool.submit(parse_block, lines, width, cols, keep) if check is None else \
+                    pool.submit(_parse_and_check, lines, width, cols, keep, check)
+                pending.append((job, lines.stop - lines.start))
                 if len(pending) > threads:
-                    yield pending.popleft().result()
+                    yield _handed(pending.popleft(), on_bytes)
             while pending:
-                yield pending.popleft().result()
+                yield _handed(pending.popleft(), on_bytes)
         finally:
-            for future in pending:
+            for future, _ in pending:
                 future.cancel()
+
+
+def _parse_and_check(lines: Lines, width: int, cols: list[int], keep: list[int] | None, check):
+    parsed = parse_block(lines, width, cols, keep)
+    values, kept = parsed if keep is not None else (parsed, None)
+    return values, kept, check(values)
+
+
+def _handed(job, on_bytes):
+    future, size = job
+    result = future.result()
+    if on_bytes is not None:
+        on_bytes(size)
+    return result
 
 
 _TOP_PAD = 64 << 20

@@ -47,7 +47,7 @@ from edgelr.encoding import Encoding, category_lookup, value_ids
 from edgelr.errors import ConfigError, ModelFileError, ParityError
 from edgelr.fileio import atomic_path
 from edgelr.model import category_table, probabilities
-from edgelr.parity import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport, check_parity, session_for
+from edgelr.parity import DEFAULT_ATOL, DEFAULT_RTOL, ParityReport, check_logits, check_parity, session_for
 from edgelr.runtime import NAN_ROWS, NAN_ROWS_KEY, Predictor
 
 GRAPHS = ("folded", "standardized", "float64")
@@ -213,7 +213,9 @@ def export_checkpoint(
         model = to_onnx(state, variant, opset)
         ort_files = ort_report = None
         try:
-            report = check_parity(state, session_for(model.SerializeToString()), data=rows, atol=atol, rtol=rtol)
+            session = session_for(model.SerializeToString())
+            report = check_parity(state, session, data=rows, atol=atol, rtol=rtol)
+            check_logits(state, session, data=rows)  # explanations add up to the logits it gives
             add_metadata(model, state, {"edgelr.parity": report.to_metadata(variant)})
             if ort_format:  # the ORT model is optimized further: it must pass on its own
                 ort_files = to_ort(model.SerializeToString(), Path(out).with_suffix(".ort").name)
@@ -372,6 +374,7 @@ def add_metadata(model: onnx.ModelProto, state: dict, extra: dict) -> None:
     props = {
         **text,
         **ranges,
+        "edgelr.coefficients": json.dumps(coefficients_of(state, encoding)),
         **({"edgelr.impute": encoding.impute} if encoding.impute else {}),
         "edgelr.format": METADATA_FORMAT,
         NAN_ROWS_KEY: NAN_ROWS,
@@ -386,6 +389,24 @@ def add_metadata(model: onnx.ModelProto, state: dict, extra: dict) -> None:
     for key, value in props.items():
         entry = existing.get(key) or model.metadata_props.add()
         entry.key, entry.value = key, value
+
+
+def coefficients_of(state: dict, encoding: Encoding) -> dict:
+    """The model's coefficients in float64, for the runtime's explanations (``Predictor.explain``).
+
+    ``intercept`` (n_outputs,), ``weight`` (n_outputs, n_design) in the encoding's design
+    order (numeric columns, their missing indicators, then each text column's categories in
+    ``edgelr.categories`` order), ``mean`` and ``scale`` (n_numeric design columns), ``fill``
+    (n_numeric columns, null without imputation) and ``indicators`` (numeric positions).
+    """
+    return {
+        "intercept": state["bias"].double().tolist(),
+        "weight": state["weight"].double().tolist(),
+        "mean": [float(v) for v in encoding.mean],
+        "scale": [float(v) for v in encoding.scale],
+        "fill": [None if math.isnan(v) else float(v) for v in encoding.fill],
+        "indicators": [int(i) for i in encoding.indicators],
+    }
 
 
 def _quietly(fn: Callable):

@@ -31,6 +31,11 @@ EXTREME_SCALE = 1e6
 _MAX_ROWS_PER_RUN = 65_536  # bounds onnxruntime's working memory on big --data files
 MISSING_SHARE = 0.2  # of the cells of the random rows that are missing, for a model that imputes
 UNSEEN = "edgelr: a value never seen in training"  # the unseen category the random rows use
+# Largest |logit difference| between onnxruntime and the float64 model: explanations (Predictor.explain,
+# edgelr predict --explain) are computed in float64 from the coefficients and must add up to the logit of
+# the probabilities the graph gives within this.
+LOGIT_ATOL = 1e-4
+MIN_P = 0.01  # rows with a probability under this are left out of that check (check_logits)
 
 
 @dataclass
@@ -130,6 +135,45 @@ def check_parity(
             worst=report.worst,
         )
     return report
+
+
+def check_logits(state: dict, session: ort.InferenceSession, *, data=None, atol: float = LOGIT_ATOL,
+                 seed: int = 0) -> float:
+    """The largest difference between the graph's logits (from its probabilities) and the float64 ones.
+
+    On the random rows and the data rows of the parity check (not the extreme ones), binary:
+    log(p1 / p0) against z; multiclass: log p_k - log p_0 against z_k - z_0; over the rows whose
+    probabilities are all at least ``MIN_P``. Past them a float32 probability no longer carries
+    its logit to 1e-4: onnxruntime's float32 sigmoid and softmax are exact to ~1e-7 absolute, so
+    log p is off by up to ~1e-7 / p, whatever the graph computes before them. Inside, what is
+    measured is the graph's own arithmetic: the folded graph loses ~2e-4 on features such as
+    1000 +- 0.1 (w / s . x and its bias cancel), and the export takes a more precise graph.
+    Raises ParityError past ``atol``.
+    """
+    encoding = encoding_of(state)
+    W, b = state["weight"].double().numpy(), state["bias"].double().numpy()
+    n_num = encoding.n_numeric
+    table = np.concatenate([W[:, n_num:].T, np.zeros((1, W.shape[0]))])  # per slot, then the unknown one
+    worst = 0.0
+    for name, X, T in _input_sets(state, encoding, data, seed):
+        if not (name.startswith("batch") or name == "data"):
+            continue
+        X32 = X.astype(np.float32)
+        feeds = {"features": X32} if T is None else {"features": X32, "categories": T}
+        p = session.run(["probabilities"], feeds)[0].astype(np.float64)
+        design, slots = encoding.encode_values(X32.astype(np.float64), T)
+        z = design @ W[:, :n_num].T + b + (0.0 if slots is None else table[slots].sum(axis=1))
+        usable = (p >= MIN_P).all(axis=1)
+        if not usable.any():
+            continue
+        log_p = np.log(p[usable])
+        got = log_p[:, 1] - log_p[:, 0] if W.shape[0] == 1 else log_p - log_p[:, :1]
+        want = z[usable, 0] if W.shape[0] == 1 else z[usable] - z[usable, :1]
+        worst = max(worst, float(np.abs(got - want).max()))
+    if worst > atol:
+        raise ParityError(f"its logits differ from the float64 model's by up to {worst:.3g} (explanations must add "
+                          f"up to them within {atol:g})", max_abs_diff=worst)
+    return worst
 
 
 def _input_sets(state: dict, encoding: Encoding, data, seed: int):

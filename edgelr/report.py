@@ -587,4 +587,28 @@ def _device_section(state: dict, checkpoint: str, parity: Parity | None) -> list
         f"   model.predict([{{{example}}}])        # class names",
         "   ```",
         "",
+        *_explanation_section(state),
+    ]
+
+
+def _explanation_section(state: dict) -> list[str]:
+    """How to read ``predict --explain`` for this model."""
+    binary = len(state["classes"]) == 2
+    logit = (f"the log-odds of class {state['classes'][1]}, log(p / (1 - p))" if binary
+             else "the logit (softmax input) of the class each row is predicted")
+    return [
+        "### How to read explanations",
+        "",
+        f"`edgelr predict --explain` (or `Predictor.explain`) adds `contribution_<column>` per input column: its "
+        f"share of {logit}. They add up, with the model's intercept, to that logit. A numeric column's "
+        "contribution is `w * (x - mean) / scale`, its value after imputation measured from the training mean "
+        "(so 0 at the mean, and a missing cell's part, indicator included, is its column's); a text column's "
+        "is its category's coefficient, 0 for a category never seen in training. Positive pushes toward "
+        "the explained class, negative away from it; a contribution of 1 multiplies the odds by e (2.7). "
+        "They describe the model, not causes in the world, and between correlated columns the split is arbitrary.",
+        "",
+        "Values outside a column's training range and categories never seen in training are counted by "
+        "`edgelr predict` (one warning line per kind on stderr; `--strict` makes them an error): the model's "
+        "answer there is an extrapolation.",
+        "",
     ]

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 import numpy as np
 import onnxruntime as ort
 
-__all__ = ["Predictor", "PredictorError"]
+__all__ = ["Drift", "Explanation", "Predictor", "PredictorError"]
 
 METADATA_FORMAT = "1"
 # Set by exports whose graph makes a row's probabilities NaN when its logits are not finite (a NaN
@@ -100,6 +100,23 @@ class Predictor:
         self.columns: list[str] = self.feature_names + self.categorical_names  # every input, by name
         # Files exported before the graph propagated NaN: a non-finite input shows as NaN or an exact 0.
         self._nan_rows = meta.get(NAN_ROWS_KEY) == NAN_ROWS
+        try:
+            # Training ranges (for drift counts) and coefficients (for explanations): absent from older files.
+            ranges = json.loads(meta.get("edgelr.ranges", "{}"))
+            self.ranges: dict[str, tuple[float, float]] = {c: (float(lo), float(hi)) for c, (lo, hi) in ranges.items()}
+            self._coefficients: dict | None = json.loads(meta["edgelr.coefficients"]) \
+                if "edgelr.coefficients" in meta else None
+        except (TypeError, ValueError) as exc:
+            raise PredictorError(f"{self.path}: damaged edgelr metadata ({type(exc).__name__}: {exc}); "
+                                 "expected the file as 'edgelr export' wrote it") from exc
+        self._bounds = None
+        if self.ranges and all(c in self.ranges for c in self.feature_names):
+            low = np.array([self.ranges[c][0] for c in self.feature_names])
+            high = np.array([self.ranges[c][1] for c in self.feature_names])
+            # The inputs are float32: a training value v <= high is float32(v) <= float32(high) (rounding is
+            # monotonic), so the training rows themselves are never out of range.
+            self._bounds = (low, high, low.astype(np.float32), high.astype(np.float32))
+        self._known = [frozenset(self.categories.get(c, ())) | {""} for c in self.categorical_names]
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities, float32 of shape (n_rows, n_classes); columns follow ``classes``."""
@@ -124,6 +141,98 @@ class Predictor:
         features = self._as_array(features)
         label, proba = self._run_inputs(features, self._text_input(categories, features.shape[0]))
         return (label if as_index else self._class_array[label]), proba
+
+    @property
+    def can_explain(self) -> bool:
+        """Whether the file carries its coefficients (``edgelr.coefficients``; files since explanations)."""
+        return self._coefficients is not None
+
+    def explain(self, X) -> Explanation:
+        """Each input column's contribution to the logit each row is explained by; see ``Explanation``.
+
+        X : any input ``predict`` takes. Binary models explain the logit of the positive class
+        (``classes[1]``); multiclass models the logit of each row's predicted class.
+        """
+        features, categories = self._by_name(X) if self.categorical_names or _by_name(X) else (self._as_array(X), None)
+        labels = None
+        if len(self.classes) > 2:
+            labels = self._run_inputs(features, categories, proba=False)[0]
+        else:
+            self._check_finite(features, None)
+        return self.explain_inputs(features, categories, labels)
+
+    def explain_inputs(self, features: np.ndarray, categories: np.ndarray | None = None,
+                       labels: np.ndarray | None = None) -> Explanation:
+        """``explain`` of the graph's own inputs (as ``score`` takes them), validated by the caller.
+
+        features : (n_rows, n_features) float32 in ``feature_names`` order, NaN where missing
+        categories : (n_rows, n_text) strings, "" where missing (text models)
+        labels : (n_rows,) predicted class indices; multiclass models need them, binary ones ignore them
+        """
+        c = self._coefficients
+        if c is None:
+            raise PredictorError(f"{self.path}: has no coefficients in its metadata (exported by an edgelr before "
+                                 "explanations); expected a model exported again with 'edgelr export' to explain it")
+        weight, intercept = np.asarray(c["weight"]), np.asarray(c["intercept"])  # (n_out, n_design), (n_out,)
+        n = features.shape[0]
+        binary = weight.shape[0] == 1
+        if binary:
+            outputs = np.zeros(n, dtype=np.int64)
+        elif labels is None:
+            raise PredictorError("a multiclass explanation needs each row's predicted class; expected labels")
+        else:
+            outputs = np.asarray(labels, dtype=np.int64)
+        w = weight[outputs]  # (n, n_design): each row's explained output
+        d = len(self.feature_names)
+        x = np.asarray(features, dtype=np.float32).astype(np.float64)
+        mean, scale = np.asarray(c["mean"]), np.asarray(c["scale"])
+        indicators = list(c["indicators"])
+        contributions = np.empty((n, len(self.columns)))
+        if self.impute is not None:
+            missing = np.isnan(x)
+            fill = np.array([math.nan if v is None else v for v in c["fill"]])
+            x = np.where(missing, fill, x)
+        contributions[:, :d] = w[:, :d] * (x - mean[:d]) / scale[:d]
+        for k, j in enumerate(indicators):  # an indicator's part belongs to its column
+            contributions[:, j] += w[:, d + k] * (missing[:, j] - mean[d + k]) / scale[d + k]
+        offset = len(mean)
+        for t, name in enumerate(self.categorical_names):
+            cats = self.categories[name]
+            slot = {v: offset + i for i, v in enumerate(cats)}
+            offset += len(cats)
+            slots = np.array([slot.get(v, -1) for v in categories[:, t].tolist()], dtype=np.int64)
+            coef = np.where(slots >= 0, w[np.arange(n), slots], 0.0)  # an unseen category has no coefficient
+            contributions[:, d + t] = coef
+        bias = intercept[outputs]
+        explained = self._class_array[np.ones(n, dtype=np.int64) if binary else outputs]
+        return Explanation(self.columns, contributions, bias, bias + contributions.sum(axis=1), explained)
+
+    def drift(self, X) -> Drift:
+        """Values of X outside their column's training range and categories never seen in training,
+        counted (``Drift``); nothing is printed. A file without training ranges counts none."""
+        features, categories = self._by_name(X) if self.categorical_names or _by_name(X) else (self._as_array(X), None)
+        return self.drift_inputs(features, categories)
+
+    def drift_inputs(self, features: np.ndarray, categories: np.ndarray | None = None, *, start: int = 0) -> Drift:
+        """``drift`` of the graph's own inputs (as ``score`` takes them); ``start``: the first row's number."""
+        drift = Drift(rows=features.shape[0])
+        if self._bounds is not None and features.shape[0]:
+            low, high, low32, high32 = self._bounds
+            with np.errstate(over="ignore"):  # a value past float32 is infinitely far out
+                x = features if features.dtype == np.float32 else np.asarray(features, dtype=np.float32)
+            # Two comparisons per value (NaN, a missing value, compares False: never out of range); the
+            # counting below only for a batch with values out.
+            out = x < low32
+            out |= x > high32
+            if out.any():
+                drift._add_range(x, out, self._bounds, self.feature_names, start)
+        if categories is not None and categories.shape[0]:
+            for t, name in enumerate(self.categorical_names):
+                known = self._known[t]
+                unseen = [i for i, v in enumerate(categories[:, t].tolist()) if v not in known]
+                if unseen:
+                    drift._add_unseen(name, [categories[i, t] for i in unseen], unseen[0] + start)
+        return drift
 
     def _run(self, X, *, label: bool = True, proba: bool = True) -> tuple[np.ndarray, np.ndarray]:
         if self.categorical_names or _by_name(X):
@@ -383,6 +492,139 @@ class Predictor:
 
     def __repr__(self) -> str:
         return f"Predictor({self.path!r}, features={len(self.feature_names)}, classes={self.classes!r})"
+
+
+class Explanation:
+    """Per-column contributions to one logit per row (``Predictor.explain``).
+
+    columns : list of n_columns names: ``Predictor.columns`` (numeric, then text columns)
+    contributions : float64 (n_rows, n_columns). A numeric column j: w_j (x_j - mean_j) / scale_j,
+        x_j after imputation, plus its missing indicator's term when it has one; a text column:
+        its category's coefficient (0 for a category never seen in training)
+    intercept : float64 (n_rows,), the intercept of each row's explained logit
+    logit : float64 (n_rows,), intercept + contributions.sum(axis=1): binary models, the logit of
+        ``classes[1]``, log(p1 / p0); multiclass models, z of the predicted class, whose
+        softmax over all classes' z is the probabilities (so logit - z_k = log(p_pred / p_k))
+    explained : (n_rows,) the class each row's logit belongs to
+    """
+
+    def __init__(self, columns, contributions, intercept, logit, explained):
+        self.columns, self.contributions, self.intercept = list(columns), contributions, intercept
+        self.logit, self.explained = logit, explained
+
+    def __repr__(self) -> str:
+        return f"Explanation(rows={self.contributions.shape[0]}, columns={self.columns!r})"
+
+
+class Drift:
+    """Inputs unlike the training data, counted over one or more batches (``Predictor.drift``; ``merge``).
+
+    out_of_range : {column: values outside its training range}
+    unseen : {text column: values that are not one of its training categories}
+    rows : rows looked at
+    furthest : (column, value, distance, low, high) of the value furthest out, distance in units
+        of the column's training range (high - low; 1 where that is 0); None when none is out
+    first_row : the first row with a value out of range or unseen (from ``start``), or None
+    most_unseen : (column, value, count) of the unseen value met most often, or None
+    """
+
+    def __init__(self, rows: int = 0):
+        self.rows = rows
+        self.out_of_range: dict[str, int] = {}
+        self.unseen: dict[str, int] = {}
+        self.range_rows = 0  # rows with at least one value out of range
+        self.furthest: tuple[str, float, float, float, float] | None = None
+        self.first_row: int | None = None
+        self._unseen_values: dict[tuple[str, str], int] = {}
+
+    @property
+    def any(self) -> bool:
+        return bool(self.out_of_range or self.unseen)
+
+    @property
+    def most_unseen(self) -> tuple[str, str, int] | None:
+        if not self._unseen_values:
+            return None
+        (column, value), count = max(self._unseen_values.items(), key=lambda kv: kv[1])
+        return column, value, count
+
+    def merge(self, other: Drift) -> Drift:
+        """Add ``other``'s counts (a later batch) to these; returns self."""
+        self.rows += other.rows
+        self.range_rows += other.range_rows
+        for mine, theirs in ((self.out_of_range, other.out_of_range), (self.unseen, other.unseen),
+                             (self._unseen_values, other._unseen_values)):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+        if other.furthest is not None and (self.furthest is None or other.furthest[2] > self.furthest[2]):
+            self.furthest = other.furthest
+        if self.first_row is None:
+            self.first_row = other.first_row
+        return self
+
+    def shifted(self, start: int) -> Drift:
+        """These counts with ``first_row`` counted from ``start`` rows earlier (a batch's place in a stream)."""
+        if self.first_row is not None:
+            self.first_row += start
+        return self
+
+    def lines(self) -> list[str]:
+        """One line per kind of drift found: counts, and the worst offender."""
+        out = []
+        if self.out_of_range:
+            column, value, distance, low, high = self.furthest
+            side = "below" if value < low else "above"
+            out.append(f"{_n(sum(self.out_of_range.values()), 'value')} outside their column's training range "
+                       f"({self.range_rows} of {_n(self.rows, 'row')}; {_counts(self.out_of_range)}); furthest out: "
+                       f"{column} = {value:.7g}, {distance:.3g} ranges {side} its training range "
+                       f"[{low:.7g}, {high:.7g}]")
+        if self.unseen:
+            column, value, count = self.most_unseen
+            out.append(f"{_n(sum(self.unseen.values()), 'category', 'categories')} never seen in training "
+                       f"({_counts(self.unseen)}); most often: {column} = {value!r} ({_n(count, 'row')})")
+        return out
+
+    def _add_range(self, x, out, bounds, names, start: int) -> None:
+        """Count the values of x (float32 (n, d)) flagged in ``out`` (outside [low, high]). Whole-array
+        operations: a stream whose every batch drifts pays a few per batch."""
+        low, high, low32, high32 = bounds
+        counts = np.count_nonzero(out, axis=0)
+        bad_rows = out.any(axis=1)
+        for j in np.flatnonzero(counts).tolist():
+            self.out_of_range[names[j]] = self.out_of_range.get(names[j], 0) + int(counts[j])
+        lows, highs = x.min(axis=0), x.max(axis=0)
+        gaps = np.flatnonzero(np.isnan(lows))  # columns with missing values: their extremes past the NaNs
+        if gaps.size:
+            lows[gaps], highs[gaps] = np.fmin.reduce(x[:, gaps], axis=0), np.fmax.reduce(x[:, gaps], axis=0)
+        unit = np.where(high > low, high - low, 1.0)
+        below, above = (low - lows) / unit, (highs - high) / unit  # in units of each column's range
+        for distances, values in ((below, lows), (above, highs)):
+            j = int(np.nanargmax(np.where(counts > 0, distances, -np.inf)))
+            if counts[j] and distances[j] > 0 and (self.furthest is None or distances[j] > self.furthest[2]):
+                self.furthest = (names[j], float(values[j]), float(distances[j]), float(low[j]), float(high[j]))
+        self.range_rows += int(np.count_nonzero(bad_rows))
+        first = int(np.argmax(bad_rows)) + start
+        self.first_row = first if self.first_row is None else min(self.first_row, first)
+
+    def _add_unseen(self, name: str, values: list, first: int) -> None:
+        self.unseen[name] = self.unseen.get(name, 0) + len(values)
+        for v in values:
+            self._unseen_values[(name, v)] = self._unseen_values.get((name, v), 0) + 1
+        self.first_row = first if self.first_row is None else min(self.first_row, first)
+
+    def __repr__(self) -> str:
+        return f"Drift(rows={self.rows}, out_of_range={self.out_of_range}, unseen={self.unseen})"
+
+
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+def _counts(counts: dict[str, int], shown: int = 3) -> str:
+    """'a 5, b 2' for the columns with the most, then how many more: the warning stays one short line."""
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    text = ", ".join(f"{name} {n}" for name, n in ranked[:shown])
+    return text + (f" and {len(ranked) - shown} more columns" if len(ranked) > shown else "")
 
 
 def _open_session(path: str, threads: int | None) -> ort.InferenceSession:

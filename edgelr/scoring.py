@@ -6,7 +6,8 @@ Torch-free: numpy, onnxruntime, and edgelr's numpy-only data and metrics modules
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TextIO
 
 import numpy as np
@@ -15,7 +16,8 @@ from edgelr.csvblocks import NotFast, PredictionWriter, numeric_blocks
 from edgelr.data import is_regular_file, iter_raw_blocks, open_table, read_label_cells
 from edgelr.errors import DataError
 from edgelr.metrics import classification_metrics
-from edgelr.runtime import Predictor
+from edgelr.runtime import Drift, Predictor
+from edgelr.streams import Block, JsonLinesWriter, csv_source, format_of, jsonl_source, open_source
 
 
 def predict_csv(predictor: Predictor, data: str | os.PathLike, out: TextIO) -> int:
@@ -24,20 +26,120 @@ def predict_csv(predictor: Predictor, data: str | os.PathLike, out: TextIO) -> i
     Feature columns are picked from the CSV by name, so a file that still holds the label
     or an id column scores as is. Rows stream through in blocks: memory stays flat.
     """
-    writer = PredictionWriter(out, predictor._class_array)
+    return predict_rows(predictor, os.fspath(data), out).rows
+
+
+@dataclass
+class PredictResult:
+    rows: int  # rows written
+    drift: Drift  # values outside the training ranges and unseen categories, over every row
+
+
+def predict_rows(predictor: Predictor, data: str, out: TextIO, *, in_format: str | None = None,
+                 out_format: str | None = None, keep: Sequence[str] = (), explain: bool = False,
+                 strict: bool = False, progress: Callable | None = None) -> PredictResult:
+    """Score every row of ``data`` (a CSV or JSON Lines path, or '-' for stdin) into ``out``.
+
+    in_format / out_format : 'csv' or 'jsonl'; default: the path's extension, and the input's
+    keep : input columns copied into the output first
+    explain : add each input column's contribution to the explained logit (Predictor.explain)
+    strict : a value outside its training range or an unseen category is a DataError, raised
+        before the rows of its batch are written (the rows of earlier batches are written)
+    progress : called with the rows written so far after each batch; its ``bytes`` attribute, when it
+        has one, is told the size of each block the fast CSV path reads (the bar's percentage)
+
+    A row that arrives alone on a pipe is scored, written and flushed before the next one is read.
+    """
+    in_format = format_of(data, in_format)
+    out_format = out_format or in_format
+    if explain and not predictor.can_explain:
+        predictor.explain_inputs(np.empty((0, len(predictor.feature_names)), dtype=np.float32))  # its error
+    explained = predictor.columns if explain else ()
+    if out_format == "jsonl":
+        writer = JsonLinesWriter(out, predictor.classes, keep, explained)
+    else:
+        writer = PredictionWriter(out, predictor._class_array, keep, explained)
+    total = Drift()
     rows = 0
-    for numbers, text, skip in feature_blocks(predictor, data):
-        labels, proba = predictor.score(numbers, text, as_index=True)
-        if not writer.started:  # the header only once the file has proved readable: no stray line on stdout
+    for block, live in _blocks(predictor, data, in_format, out_format, keep, progress):
+        numbers = block.numbers
+        text = block.text
+        skip = block.skip
+        labels, proba = predictor.score(numbers, text, as_index=True)  # validates the rows first
+        drift = block.drift.shifted(rows) if block.drift is not None else \
+            predictor.drift_inputs(numbers[skip:], None if text is None else text[skip:], start=rows)
+        if strict and drift.any:
+            raise DataError(f"--strict: {'; '.join(drift.lines())}; the first at data row {drift.first_row + 1}; "
+                            "expected values inside the training ranges and categories seen in training "
+                            "(without --strict they are scored, with a warning)")
+        total.merge(drift)
+        contributions = None
+        if explain:
+            features = numbers if numbers.dtype == np.float32 else numbers.astype(np.float32)
+            contributions = predictor.explain_inputs(features, text, labels).contributions[skip:]
+        if not writer.started:  # the header only once the input has proved readable: no stray line on stdout
             writer.header()
-        writer.rows(labels[skip:], proba[skip:])
+        writer.rows(labels[skip:], proba[skip:], block.kept, contributions)
+        if live:
+            out.flush()
         rows += proba.shape[0] - skip
-    return rows
+        if progress is not None:
+            progress(rows)
+    return PredictResult(rows, total)
 
 
-def feature_blocks(predictor: Predictor,
-                   data: str | os.PathLike) -> Iterator[tuple[np.ndarray, np.ndarray | None, int]]:
-    """(numbers, text or None, rows to skip) per block of the CSV's rows, as the model takes them.
+def _blocks(predictor: Predictor, data: str, in_format: str, out_format: str, keep: Sequence[str],
+            progress: Callable | None) -> Iterator[tuple[Block, bool]]:
+    """(Block, live) per batch of the input's rows."""
+    numeric, text = predictor.feature_names, predictor.categorical_names
+    allow_missing = predictor.impute is not None
+    if in_format == "csv" and data != "-" and not keep and is_regular_file(data):
+        for numbers, cells, skip, drift in feature_blocks(predictor, data, progress):
+            yield Block(numbers, cells, skip=skip, drift=drift), False
+        return
+    if in_format == "csv" and data != "-" and is_regular_file(data) and not text:
+        done = 0
+        with open_table(data) as table:
+            table.require(numeric, what="feature column")
+            table.require(keep, what="--keep column")
+            header = table.header
+        try:
+            for values, kept, drift in numeric_blocks(data, len(header), [header.index(n) for n in numeric],
+                                                      keep=[header.index(n) for n in keep],
+                                                      check=predictor.drift_inputs,
+                                                      on_bytes=getattr(progress, "bytes", None)):
+                kept = kept if out_format == "csv" else [k.split(",")[:-1] for k in kept]
+                yield Block(values, None, kept, drift=drift), False
+                done += values.shape[0]
+            if done:
+                return
+        except NotFast:
+            pass
+        handle, name, _ = open_source(data)
+        with handle:
+            for block in csv_source(handle, name, False, numeric=numeric, text=text, allow_missing=allow_missing,
+                                    keep=keep, out_format=out_format, skip_rows=done):
+                yield block, False
+        return
+    handle, name, live = open_source(data)
+    source = csv_source if in_format == "csv" else jsonl_source
+    try:
+        for block in source(handle, name, live, numeric=numeric, text=text, allow_missing=allow_missing,
+                            keep=keep, out_format=out_format):
+            yield block, live
+    finally:
+        # A file is closed here. Stdin is left open: its own reader, or a pipe's copy that the reading
+        # thread may still be blocked in (closing it would wait for that thread's read to end).
+        if data != "-":
+            handle.close()
+
+
+def feature_blocks(predictor: Predictor, data: str | os.PathLike, progress: Callable | None = None
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray | None, int, Drift | None]]:
+    """(numbers, text or None, rows to skip, drift or None) per block of the CSV's rows, as the model takes them.
+
+    The fast path counts each block's drift on its parse thread (``Predictor.drift_inputs``),
+    beside the scoring of the blocks before; the exact reader's blocks come without it.
 
     A regular file of a model without text columns goes through edgelr.csvblocks' fast
     parse, block after block. Where that parse declines a block (quotes, missing cells, a
@@ -57,8 +159,10 @@ def feature_blocks(predictor: Predictor,
             table.require(numeric, what="feature column")
             header = table.header
         try:
-            for block in numeric_blocks(path, len(header), [header.index(name) for name in numeric]):
-                yield block, None, 0
+            for block, _, drift in numeric_blocks(path, len(header), [header.index(name) for name in numeric],
+                                                  check=predictor.drift_inputs,
+                                                  on_bytes=getattr(progress, "bytes", None)):
+                yield block, None, 0, drift
                 done += block.shape[0]
             if done:
                 return
@@ -68,7 +172,7 @@ def feature_blocks(predictor: Predictor,
     for numbers, cells in iter_raw_blocks(path, numeric, text, allow_missing=predictor.impute is not None):
         n = numbers.shape[0]
         if seen + n > done:
-            yield numbers, cells, max(0, done - seen)
+            yield numbers, cells, max(0, done - seen), None
         seen += n
 
 
@@ -78,6 +182,28 @@ def evaluate_csv(predictor: Predictor, data: str | os.PathLike, label: str) -> d
                                             allow_missing=predictor.impute is not None)
     y = class_indices(cells, predictor.classes, where=f"{os.fspath(data)}, column '{label}'")
     return classification_metrics(y, predictor.score(numbers, text)[1])
+
+
+def evaluate_rows(predictor: Predictor, data: str, label: str, *, in_format: str | None = None) -> dict[str, float]:
+    """``evaluate_csv`` of any input ``predict_rows`` takes: a CSV or JSON Lines path, or '-' for stdin."""
+    in_format = format_of(data, in_format)
+    if in_format == "csv" and data != "-" and is_regular_file(data):
+        return evaluate_csv(predictor, data, label)
+    handle, name, _ = open_source(data)
+    source = csv_source if in_format == "csv" else jsonl_source
+    where = f"{name}, {'column' if in_format == 'csv' else 'key'} '{label}'"
+    ys, probabilities = [], []
+    try:
+        for block in source(handle, name, False, numeric=predictor.feature_names, text=predictor.categorical_names,
+                            allow_missing=predictor.impute is not None, label=label):
+            ys.append(class_indices(block.labels, predictor.classes, where=where))
+            probabilities.append(predictor.score(block.numbers, block.text)[1])
+    finally:
+        if data != "-":
+            handle.close()
+    if not ys:
+        raise DataError(f"{name}: no rows to evaluate; expected at least one")
+    return classification_metrics(np.concatenate(ys), np.concatenate(probabilities))
 
 
 def class_indices(cells: list[str], classes: list, *, where: str) -> np.ndarray:

@@ -115,6 +115,9 @@ def test_train_report_writes_readable_plots_and_a_card(tmp_path, kind, request):
     assert "| optimizer | lbfgs |" in card and "| C | 1.0 |" in card
     assert "edgelr predict" in card and "from edgelr.runtime import Predictor" in card
     assert "Not exported yet" in card
+    explained = card.split("### How to read explanations", 1)[1]
+    assert "`contribution_<column>`" in explained and "`w * (x - mean) / scale`" in explained
+    assert ("log-odds of class 1" if kind == "binary" else "of the class each row is predicted") in explained
 
 
 def test_train_report_without_validation_rows_plots_the_training_rows(tmp_path):
