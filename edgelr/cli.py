@@ -342,7 +342,8 @@ def verify(checkpoint, model, data, atol, rtol) -> None:
               help="Values outside their training range or unseen categories are an error (exit 1) instead "
                    "of a warning. With -o nothing is written; on stdout, the batch holding the first such "
                    "row is not written, nor anything after it.")
-@click.option("--threads", type=click.IntRange(min=1), help="onnxruntime intra-op threads (default: its own).")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="Threads that score a big batch's chunks at once (default: the cores there are).")
 def predict(model, data, out, in_format, keep, explain, strict, threads) -> None:
     """Score DATA (CSV, JSON Lines, or - for stdin) with an exported MODEL; no torch needed.
 

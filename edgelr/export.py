@@ -375,6 +375,8 @@ def add_metadata(model: onnx.ModelProto, state: dict, extra: dict) -> None:
         **text,
         **ranges,
         "edgelr.coefficients": json.dumps(coefficients_of(state, encoding)),
+        # Columns an L1 penalty left with only zero coefficients: a device need not measure them.
+        "edgelr.zero_weight_columns": json.dumps(encoding.unused_columns(state["weight"].double().numpy())),
         **({"edgelr.impute": encoding.impute} if encoding.impute else {}),
         "edgelr.format": METADATA_FORMAT,
         NAN_ROWS_KEY: NAN_ROWS,

@@ -74,6 +74,7 @@ def describe_onnx(name: str) -> list[str]:
         *_model_lines(model.feature_names, model.classes, model.threshold),
         *encoding_lines(model.categories, model.impute),
         *(f"  {kind:<11} {arg.name} {arg.type} {arg.shape}" for kind, arg in model.signature()),
+        *unused_lines(_json_or_none(meta.get("edgelr.zero_weight_columns")) or []),
     ]
     parity = parity_figures(meta.get("edgelr.parity"))
     if parity is not None:

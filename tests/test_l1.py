@@ -189,6 +189,7 @@ def test_the_cli_trains_the_api_model_and_names_the_columns_it_ignores(tmp_path)
     proba = Predictor(tmp_path / "m.onnx").predict_proba(X.astype(np.float32))
     np.testing.assert_allclose(proba, api.predict_proba(X), atol=1e-5)
     ignored = [n for n, w in zip(names, api.coef_[0]) if w == 0]
-    info = runner.invoke(main, ["info", str(tmp_path / "m.pt")]).output
-    assert f"zero weight {len(ignored)} columns the model ignores (a device need not measure them): " \
-           f"{', '.join(ignored)}" in info
+    for model in ("m.pt", "m.onnx"):  # the checkpoint, and the ONNX file torch-free
+        info = runner.invoke(main, ["info", str(tmp_path / model)]).output
+        assert f"zero weight {len(ignored)} columns the model ignores (a device need not measure them): " \
+               f"{', '.join(ignored)}" in info
