@@ -118,6 +118,20 @@ def students() -> Dataset:
     )
 
 
+def check_header(header: list[str] | None, name: str, *, source: str = "file") -> list[str]:
+    """The column names of a CSV header row, stripped; an empty header, an empty name or a repeated one is an error."""
+    if not header or all(not c.strip() for c in header):
+        raise DataError(f"{name}: the {source} is empty; expected a header row and data rows")
+    names = [c.strip() for c in header]
+    for i, col in enumerate(names):
+        if not col:
+            raise DataError(f"{name}, line 1: column {i + 1} has an empty name in the header")
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        raise DataError(f"{name}, line 1: duplicate column names in the header: {', '.join(dupes)}")
+    return names
+
+
 def read_csv(
     path: str | os.PathLike, *, label: str | None = None, features: Sequence[str] | None = None,
     options: ReadOptions = DEFAULT_READ, weight: str | None = None,
@@ -517,7 +531,7 @@ class _Table:
         self._reader = csv.reader(self._handle)
         try:
             header = next(self._reader, None)
-            self.header = self._check_header(header)
+            self.header = check_header(header, self.name)
         except UnicodeDecodeError as exc:
             self.close()
             raise self._not_utf8(exc) from exc
@@ -536,18 +550,6 @@ class _Table:
 
     def close(self) -> None:
         self._handle.close()
-
-    def _check_header(self, header: list[str] | None) -> list[str]:
-        if not header or all(not c.strip() for c in header):
-            raise DataError(f"{self.name}: the file is empty; expected a header row and data rows")
-        names = [c.strip() for c in header]
-        for i, col in enumerate(names):
-            if not col:
-                raise DataError(f"{self.name}, line 1: column {i + 1} has an empty name in the header")
-        dupes = sorted({c for c in names if names.count(c) > 1})
-        if dupes:
-            raise DataError(f"{self.name}, line 1: duplicate column names in the header: {', '.join(dupes)}")
-        return names
 
     def columns(self, label: str | None, features: Sequence[str] | None,
                 exclude: str | None = None) -> tuple[list[str], str]:

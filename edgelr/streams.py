@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgelr.data import _NUMBER, MISSING_TOKENS, missing_problem, parse_numbers
+from edgelr.data import _NUMBER, MISSING_TOKENS, check_header, missing_problem, parse_numbers
 from edgelr.errors import DataError
 
 BATCH_ROWS = 65_536
@@ -177,7 +177,7 @@ def csv_source(handle, name: str, live: bool, *, numeric: Sequence[str], text: S
     recorder = _Recorder(lines)
     reader = csv.reader(recorder)
     try:
-        header = _check_header(next(reader, None), name)
+        header = check_header(next(reader, None), name, source="input")
     except UnicodeDecodeError as exc:
         raise DataError(f"{name}, line 1: not UTF-8 text ({exc.reason}); expected a UTF-8 CSV file") from exc
     except csv.Error as exc:
@@ -240,19 +240,6 @@ def csv_source(handle, name: str, live: bool, *, numeric: Sequence[str], text: S
         yield Block(numbers, cells, kept, labels)
     if not any_rows and not skip_rows:
         raise DataError(f"{name}: the header has no data rows below it; expected at least one row")
-
-
-def _check_header(header: list[str] | None, name: str) -> list[str]:
-    if not header or all(not c.strip() for c in header):
-        raise DataError(f"{name}: the input is empty; expected a header row and data rows")
-    names = [c.strip() for c in header]
-    for i, col in enumerate(names):
-        if not col:
-            raise DataError(f"{name}, line 1: column {i + 1} has an empty name in the header")
-    dupes = sorted({c for c in names if names.count(c) > 1})
-    if dupes:
-        raise DataError(f"{name}, line 1: duplicate column names in the header: {', '.join(dupes)}")
-    return names
 
 
 def csv_numbers(rows: list[list[str]], lines: list[int], cols: list[int], header: list[str], name: str,
