@@ -84,6 +84,23 @@ def test_interrupted_predict_leaves_no_output_and_the_earlier_one_untouched(tmp_
     assert leftovers(tmp_path) == []
 
 
+def test_sigterm_during_predict_on_a_large_file(tmp_path, model, spawn):
+    # 10M rows (~80 MB, a couple of seconds of scoring): the signal lands while the output is being written.
+    data, out = tmp_path / "big.csv", tmp_path / "out.csv"
+    with open(data, "w") as f:
+        f.write("lecture_hours,lab_hours\n")
+        block = "1.5,2.25\n4.75,3\n" * 50_000
+        for _ in range(100):
+            f.write(block)
+    proc = spawn([*EDGELR, "predict", str(model), str(data), "-o", str(out)])
+    wait_for(lambda: catches(proc.pid, signal.SIGTERM) and leftovers(tmp_path), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
 def test_sigterm_during_training_leaves_the_earlier_checkpoint(tmp_path, spawn):
     out = tmp_path / "model.pt"
     out.write_bytes(b"earlier checkpoint")
