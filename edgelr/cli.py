@@ -62,16 +62,16 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         from edgelr.interrupts import INTERRUPTIONS, catch_interruptions, exit_status
 
-        catch_interruptions()  # SIGTERM unwinds like Ctrl-C: temporary files are removed on the way out
-        try:
-            return super().invoke(ctx)
-        except INTERRUPTIONS as exc:  # the unwinding has removed every temporary file by now
-            click.echo(f"Interrupted ({exc.__class__.__name__}): no output was written.", err=True)
-            sys.exit(exit_status(exc))
-        except Exception as exc:
-            if not _is_user_error(exc) or os.environ.get("EDGELR_DEBUG") == "1":
-                raise
-            raise click.ClickException(str(exc)) from exc
+        with catch_interruptions():  # SIGTERM unwinds like Ctrl-C: temporary files are removed on the way out
+            try:
+                return super().invoke(ctx)
+            except INTERRUPTIONS as exc:  # the unwinding has removed every temporary file by now
+                click.echo(f"Interrupted ({exc.__class__.__name__}): no output was written.", err=True)
+                sys.exit(exit_status(exc))
+            except Exception as exc:
+                if not _is_user_error(exc) or os.environ.get("EDGELR_DEBUG") == "1":
+                    raise
+                raise click.ClickException(str(exc)) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

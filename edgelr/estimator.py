@@ -383,7 +383,7 @@ class LogisticRegression:
             y_idx = np.array([index[plain_value(v)] for v in np.asarray(y).tolist()], dtype=np.int64)
         except KeyError as exc:
             raise DataError(f"y has label {exc.args[0]!r}, not one of the classes {list(index)}") from exc
-        return classification_metrics(y_idx, self.predict_proba(X))
+        return classification_metrics(y_idx, self.predict_proba(X), self._fitted()["threshold"])
 
     # -- attributes ------------------------------------------------------------------
 

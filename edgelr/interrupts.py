@@ -16,6 +16,7 @@ Standard library only: the edge commands use it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -32,12 +33,13 @@ EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 _received: list[int] = []  # the signals that arrived, first first
 _RETRY_SECONDS = 0.05  # a signal that arrived during an import is sent again after this long
+_RETRIES = 60  # ... at most this many times (3 s: torch's import takes 1-2 s); then it is raised where it lands
 _TORCH = f"{os.sep}torch{os.sep}"  # in the file names of torch's modules
 
 
 def _handle(signum, frame) -> None:
     _received.append(signum)
-    if _unsafe(frame):
+    if _unsafe(frame) and len(_received) <= _RETRIES:  # a wait in torch's Python code must still end
         # An exception in the middle of importing torch left it half-initialized, and the
         # process crashed on the way out (SIGSEGV, SIGABRT); one inside torch's own
         # callbacks was printed and ignored. The same signal comes again, to the main
@@ -63,14 +65,24 @@ def _raise(signum: int) -> None:
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def catch_interruptions() -> None:
-    """Raise ``Terminated`` (SIGTERM) and KeyboardInterrupt (Ctrl-C) in the main thread, and remember them.
+@contextlib.contextmanager
+def catch_interruptions():
+    """While it lasts, raise ``Terminated`` (SIGTERM) and KeyboardInterrupt (Ctrl-C) in the main thread,
+    and remember them; afterwards the earlier handlers are back and nothing is remembered (a process
+    that runs several commands, e.g. tests through CliRunner, starts each afresh).
 
     A no-op off the main thread, where Python cannot install signal handlers.
     """
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _handle)
-        signal.signal(signal.SIGINT, _handle)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    earlier = {s: signal.signal(s, _handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, handler in earlier.items():
+            signal.signal(s, handler)
+        _received.clear()
 
 
 def raise_if_interrupted() -> None:

@@ -276,7 +276,7 @@ class Predictor:
                     if failed and min(failed) < i:  # an earlier chunk has the first bad row
                         return
                     scorer(*chunks[i])
-            except BaseException as exc:  # raised by the caller: the earliest chunk's
+            except Exception as exc:  # raised by the caller: the earliest chunk's (Ctrl-C and SIGTERM go at once)
                 failed[i] = exc
             finally:
                 if done is not None:

@@ -181,7 +181,7 @@ def evaluate_csv(predictor: Predictor, data: str | os.PathLike, label: str) -> d
     numbers, text, cells = read_label_cells(data, predictor.feature_names, label, predictor.categorical_names,
                                             allow_missing=predictor.impute is not None)
     y = class_indices(cells, predictor.classes, where=f"{os.fspath(data)}, column '{label}'")
-    return classification_metrics(y, predictor.score(numbers, text)[1])
+    return classification_metrics(y, predictor.score(numbers, text)[1], _threshold(predictor))
 
 
 def evaluate_rows(predictor: Predictor, data: str, label: str, *, in_format: str | None = None) -> dict[str, float]:
@@ -203,7 +203,12 @@ def evaluate_rows(predictor: Predictor, data: str, label: str, *, in_format: str
             handle.close()
     if not ys:
         raise DataError(f"{name}: no rows to evaluate; expected at least one")
-    return classification_metrics(np.concatenate(ys), np.concatenate(probabilities))
+    return classification_metrics(np.concatenate(ys), np.concatenate(probabilities), _threshold(predictor))
+
+
+def _threshold(predictor: Predictor) -> float:
+    """The threshold the model's graph labels with (binary models; 0.5 for the metrics' sake otherwise)."""
+    return predictor.threshold if predictor.threshold is not None else 0.5
 
 
 def class_indices(cells: list[str], classes: list, *, where: str) -> np.ndarray:

@@ -143,7 +143,7 @@ def cross_validate_C(
     started = time.perf_counter()
     for f in range(n_folds):
         fit_rows, held_rows = rows[fold_of != f], rows[fold_of == f]  # sorted: the order of the data
-        weights = estimator.sample_weight(y[fit_rows], len(classes),  # class weights of the fold's own rows
+        weights = estimator.sample_weight(y[fit_rows], classes,  # class weights of the fold's own rows
                                           None if sample_weight is None else sample_weight[fit_rows])
         source, encoding = encode_in_memory(X, layout, spec, y[fit_rows], weights, device, index=fit_rows)
         held = InMemoryRows.encoded(X, y[held_rows], None, encoder(encoding, layout), device, index=held_rows)

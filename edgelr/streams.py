@@ -327,6 +327,9 @@ def jsonl_source(handle, name: str, live: bool, *, numeric: Sequence[str], text:
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{name}, line {number}: not JSON ({exc.msg} at column {exc.colno}); "
                                     "expected one JSON object per line") from exc
+                except ValueError as exc:  # an integer past Python's 4,300-digit limit
+                    raise DataError(f"{name}, line {number}: a number of more than 4,300 digits; expected "
+                                    "one JSON object per line, its numbers ones a float can hold") from exc
                 if not isinstance(obj, dict):
                     raise DataError(f"{name}, line {number}: got a JSON {_json_kind(obj)}; expected one JSON "
                                     "object per line, its keys the column names")
@@ -371,8 +374,11 @@ def _json_kind(value) -> str:
 
 def _json_numbers(values: list, lines: list[int], col: str, name: str, allow_missing: bool) -> np.ndarray:
     if all(type(v) is float or type(v) is int for v in values):
-        out = np.array(values, dtype=np.float64)
-        if np.isfinite(out).all():
+        try:
+            out = np.array(values, dtype=np.float64)
+        except OverflowError:  # an integer past float64: named below
+            out = None
+        if out is not None and np.isfinite(out).all():
             return out
     out = np.empty(len(values))
     for i, v in enumerate(values):
@@ -384,7 +390,10 @@ def _json_numbers(values: list, lines: list[int], col: str, name: str, allow_mis
                                 "so it cannot fill missing values in)")
             out[i] = math.nan
         elif (type(v) is float or type(v) is int) or (isinstance(v, str) and _NUMBER.fullmatch(v)):
-            out[i] = float(v)
+            try:
+                out[i] = float(v)
+            except OverflowError:  # an integer past float64
+                out[i] = math.inf
             if not math.isfinite(out[i]):
                 raise DataError(f"{where}: got {v} (not finite); expected a finite number")
         else:

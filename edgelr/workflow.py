@@ -161,7 +161,7 @@ def train_streamed(
             encoding = fit_encoding(layout, spec, lambda: (raw for _, raw in raw_rows.chunks()),
                                     ranks=cluster or ONE_PROCESS)
         encode = encoder(encoding, layout)
-        weights = estimator.sample_weight(table.y[train_rows], len(table.classes))
+        weights = estimator.sample_weight(table.y[train_rows], table.classes)
         estimator.fit_rows(
             source(train_rows, weights, encode),
             classes=table.classes, encoding=encoding, device=device,
@@ -236,7 +236,7 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     pick = _picker(dataset.first_row, dataset.X.shape[0], cluster)
     first = dataset.first_row or 0  # X holds rows from this one on
     mine = pick(train_rows)
-    weights = estimator.sample_weight(dataset.y[train_rows], len(dataset.classes),  # global class counts
+    weights = estimator.sample_weight(dataset.y[train_rows], dataset.classes,  # global class counts
                                       _rows_of(dataset.sample_weight, train_rows))
     layout = Layout.of(dataset)
     with _in(dataset.source):

@@ -125,3 +125,16 @@ def test_an_interruption_something_swallowed_still_keeps_the_output_out(tmp_path
         tmp.write_text("finished anyway")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_handled_interruption_is_forgotten_when_the_command_ends(tmp_path):
+    # In one process (CliRunner, a notebook) the next command starts afresh, with the earlier handlers.
+    before = signal.getsignal(signal.SIGINT)
+    with interrupts.catch_interruptions():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGINT) is before
+    with fileio.atomic_path(tmp_path / "later.txt") as tmp:
+        tmp.write_text("written")
+    assert (tmp_path / "later.txt").read_text() == "written"

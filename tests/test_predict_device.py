@@ -445,3 +445,15 @@ def test_sigterm_while_waiting_on_a_pipe(tmp_path, binary_onnx):
     finally:
         proc.kill()
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(("digits", "message"), [(400, "(not finite); expected a finite number"),
+                                                 (5000, "a number of more than 4,300 digits")])
+def test_jsonl_integers_past_a_float_are_named_not_a_traceback(tmp_path, binary_onnx, digits, message):
+    names = Predictor(binary_onnx).feature_names
+    cells = ", ".join(f'"{n}": ' + ("1" + "0" * digits if i == 0 else "2") for i, n in enumerate(names))
+    data = tmp_path / "huge.jsonl"
+    data.write_text("{" + cells + "}\n")
+    result = CliRunner().invoke(main, ["predict", str(binary_onnx), str(data)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error:") and message in result.output

@@ -121,3 +121,34 @@ def test_unreachable_precision_and_missing_rows_are_errors():
         choose_threshold(parse_threshold("max-f1"), np.zeros(0), np.zeros(0))
     with pytest.raises(ConfigError, match="hold no row of the positive class"):
         choose_threshold(parse_threshold("recall:0.9"), np.zeros(4), np.linspace(0.1, 0.9, 4))
+
+
+def test_evaluate_and_metrics_label_at_the_models_threshold(tmp_path, binary_csv):
+    # The labels edgelr predicts are p > threshold; so are the labels behind evaluate's accuracy.
+    import json
+
+    from click.testing import CliRunner
+    from sklearn.metrics import accuracy_score, recall_score
+
+    from edgelr import LogisticRegression
+    from edgelr.cli import main
+    from edgelr.data import read_label_cells
+    from edgelr.runtime import Predictor
+
+    runner = CliRunner()
+    out = tmp_path / "m.pt"
+    assert runner.invoke(main, ["train", str(binary_csv), "--threshold", "0.2", "-o", str(out)]).exit_code == 0
+    assert runner.invoke(main, ["export", str(out), "-o", str(tmp_path / "m.onnx")]).exit_code == 0
+    result = runner.invoke(main, ["evaluate", str(tmp_path / "m.onnx"), str(binary_csv), "--label", "target",
+                                  "--json"])
+    assert result.exit_code == 0, result.output
+    predictor = Predictor(tmp_path / "m.onnx")
+    numbers, text, cells = read_label_cells(binary_csv, predictor.feature_names, "target", [], allow_missing=False)
+    y = np.array([predictor.classes.index(int(c)) for c in cells])
+    p1 = predictor.score(numbers, text)[1][:, 1]
+    metrics = json.loads(result.output)
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(y, p1 > 0.2))
+    assert metrics["recall"] == pytest.approx(recall_score(y, p1 > 0.2))
+    assert metrics["accuracy"] != pytest.approx(accuracy_score(y, p1 > 0.5))  # the case tells them apart
+    model = LogisticRegression.load(out)
+    assert model.metrics(numbers, y)["accuracy"] == pytest.approx(accuracy_score(y, p1 > 0.2), abs=1e-3)
