@@ -132,6 +132,31 @@ def check_header(header: list[str] | None, name: str, *, source: str = "file") -
     return names
 
 
+def csv_numbers(rows: list[list[str]], lines: list[int], cols: list[int], header: list[str], name: str,
+                allow_missing: bool) -> np.ndarray:
+    """The numeric feature cells ``cols`` of CSV rows, float64 (n, len(cols)).
+
+    A word, an infinity, or a missing cell the model cannot fill is an error naming its line and column.
+    """
+    X = np.empty((len(rows), len(cols)))
+    for j, c in enumerate(cols):
+        column = [row[c] for row in rows]
+        values, missing, word, bad = parse_numbers(column)
+        where = f"{name}, line {{}}, column '{header[c]}'"
+        if bad is not None:
+            raise DataError(f"{where.format(lines[bad])}: got '{column[bad].strip()}' (not finite); "
+                            "expected a finite number")
+        if word is not None:
+            raise DataError(f"{where.format(lines[word])}: got '{column[word]}'; expected a number "
+                            "(the model reads this column as numbers)")
+        if missing is not None and not allow_missing:
+            raise DataError(f"{where.format(lines[missing])}: {missing_problem(column[missing])}; expected a "
+                            "number (the model was trained without --impute, so it cannot fill missing cells in)")
+        X[:, j] = values
+    return X
+
+
+
 def read_csv(
     path: str | os.PathLike, *, label: str | None = None, features: Sequence[str] | None = None,
     options: ReadOptions = DEFAULT_READ, weight: str | None = None,
@@ -671,22 +696,7 @@ class _Table:
         block = _fast_numbers([[row[c] for c in cols] for row in chunk])
         if block is not None:
             return block.reshape(len(chunk), len(cols))
-        X = np.empty((len(chunk), len(cols)))
-        for j, c in enumerate(cols):
-            values, missing, word, bad = parse_numbers([row[c] for row in chunk])
-            where = f"{self.name}, line {{}}, column '{self.header[c]}'"
-            if bad is not None:
-                raise DataError(f"{where.format(lines[bad])}: got '{chunk[bad][c].strip()}' (not finite); "
-                                "expected a finite number")
-            if word is not None:
-                raise DataError(f"{where.format(lines[word])}: got '{chunk[word][c]}'; expected a number "
-                                "(the model reads this column as numbers)")
-            if missing is not None and not allow_missing:
-                i = missing
-                raise DataError(f"{where.format(lines[i])}: {missing_problem(chunk[i][c])}; expected a number "
-                                "(the model was trained without --impute, so it cannot fill missing cells in)")
-            X[:, j] = values
-        return X
+        return csv_numbers(chunk, lines, cols, self.header, self.name, allow_missing)
 
     def _open(self):
         try:

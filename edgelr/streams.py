@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgelr.data import _NUMBER, MISSING_TOKENS, check_header, missing_problem, parse_numbers
+from edgelr.data import _NUMBER, MISSING_TOKENS, check_header, csv_numbers, missing_problem
 from edgelr.errors import DataError
 
 BATCH_ROWS = 65_536
@@ -240,27 +240,6 @@ def csv_source(handle, name: str, live: bool, *, numeric: Sequence[str], text: S
         yield Block(numbers, cells, kept, labels)
     if not any_rows and not skip_rows:
         raise DataError(f"{name}: the header has no data rows below it; expected at least one row")
-
-
-def csv_numbers(rows: list[list[str]], lines: list[int], cols: list[int], header: list[str], name: str,
-                allow_missing: bool) -> np.ndarray:
-    """The numeric feature cells of CSV rows, float64 (n, len(cols)); edgelr.data's rules and messages."""
-    X = np.empty((len(rows), len(cols)))
-    for j, c in enumerate(cols):
-        column = [row[c] for row in rows]
-        values, missing, word, bad = parse_numbers(column)
-        where = f"{name}, line {{}}, column '{header[c]}'"
-        if bad is not None:
-            raise DataError(f"{where.format(lines[bad])}: got '{column[bad].strip()}' (not finite); "
-                            "expected a finite number")
-        if word is not None:
-            raise DataError(f"{where.format(lines[word])}: got '{column[word]}'; expected a number "
-                            "(the model reads this column as numbers)")
-        if missing is not None and not allow_missing:
-            raise DataError(f"{where.format(lines[missing])}: {missing_problem(column[missing])}; expected a "
-                            "number (the model was trained without --impute, so it cannot fill missing cells in)")
-        X[:, j] = values
-    return X
 
 
 def _label_cell(cell: str, line: int, name: str, label: str) -> str:
