@@ -35,6 +35,17 @@ def train(*args) -> dict:
     return json.loads(result.output)
 
 
+def train_two_ranks(*args) -> dict:
+    """``edgelr train ARGS --json`` as two gloo ranks under torchrun: rank 0's one JSON summary."""
+    run = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--standalone", "--nproc-per-node", "2",
+         "-m", "edgelr", "train", *map(str, args), "--json"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout)  # rank 0 alone prints, one JSON object
+
+
 def max_diff(a: Path, b: Path, X: np.ndarray) -> float:
     p, q = LogisticRegression.load(a).predict_proba(X), LogisticRegression.load(b).predict_proba(X)
     return float(np.abs(p - q).max())
@@ -103,14 +114,7 @@ def test_torchrun_two_cpu_ranks_equal_one_process(tmp_path, big, extra):
     """Two gloo ranks, each with half the training rows, land on the one-process model."""
     path, X = big
     train(path, "-o", tmp_path / "one.pt")
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    run = subprocess.run(
-        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "edgelr", "train", str(path),
-         "-o", str(tmp_path / "two.pt"), "--json", *extra],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    summary = json.loads(run.stdout)  # rank 0 alone prints, one JSON object
+    summary = train_two_ranks(path, "-o", tmp_path / "two.pt", *extra)
     assert summary["world_size"] == 2 and summary["checkpoint"] == str(tmp_path / "two.pt")
     assert max_diff(tmp_path / "one.pt", tmp_path / "two.pt", X) < 1e-4
     assert LogisticRegression.load(tmp_path / "two.pt").config_["world_size"] == 2
@@ -258,19 +262,15 @@ def test_torchrun_bad_cell_in_a_later_share_is_named_by_line_and_column(tmp_path
     assert not (tmp_path / "m.pt").exists()
 
 
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
+                    reason="torchrun is installed with torch; this environment has no torchrun script")
 def test_l1_streamed_and_under_torchrun_land_on_the_in_memory_model_and_its_zeros(tmp_path, big):
     """OWL-QN evaluates the objective as L-BFGS does: streamed chunks and two ranks reach the same sparse optimum."""
     path, X = big
     l1 = ["--l1-ratio", "1", "--C", "0.02"]
     train(path, "-o", tmp_path / "mem.pt", *l1)
     train(path, "-o", tmp_path / "str.pt", "--memory-budget", "64kB", *l1)
-    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
-    run = subprocess.run(
-        [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "edgelr", "train", str(path),
-         "-o", str(tmp_path / "two.pt"), "--json", *l1],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
+    train_two_ranks(path, "-o", tmp_path / "two.pt", *l1)
     memory = LogisticRegression.load(tmp_path / "mem.pt").coef_
     assert 0 < int((memory == 0).sum()) < memory.size  # the case has zeros and non-zeros
     for other in ("str.pt", "two.pt"):
