@@ -263,16 +263,16 @@ class LogisticRegression:
         raw = _numeric_matrix(X, allow_nan=self.impute is not None)
         return raw, Layout.numeric(self._feature_names(feature_names, raw.shape[1])), feature_names is not None
 
-    def sample_weight(self, y_idx: np.ndarray, classes: Sequence | int,
+    def sample_weight(self, y_idx: np.ndarray, classes: Sequence,
                       row_weight: np.ndarray | None = None) -> np.ndarray | None:
         """Per-row weights of shape (n_rows,): ``class_weight`` times ``row_weight``, or None (all rows weigh 1).
 
         y_idx: class indices (n_rows,); classes: the class names (a dict ``class_weight``
-        is keyed by them), or their number. The product is scikit-learn's: its
+        is keyed by them). The product is scikit-learn's: its
         LogisticRegression multiplies ``sample_weight`` by the class weights, and
         "balanced" counts the classes with the row weights.
         """
-        names = np.arange(classes) if isinstance(classes, int) else np.asarray(classes)
+        names = np.asarray(classes)
         weights = row_weight
         if self.class_weight == "balanced":
             # compute_class_weight's "balanced" (weighted class counts), by counting: no sort of y
