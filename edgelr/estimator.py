@@ -471,7 +471,8 @@ class LogisticRegression:
         """The validated optimizer settings these parameters describe."""
         class_weight = self.class_weight
         if isinstance(class_weight, dict):  # train_settings knows the strings; a dict is checked here
-            bad = {k: v for k, v in class_weight.items() if not (np.isscalar(v) and 0 <= v < np.inf)}
+            bad = {k: v for k, v in class_weight.items()
+                   if not (isinstance(v, numbers.Real) and 0 <= v < np.inf)}  # a string compares to no number
             if bad:
                 raise ConfigError(f"class_weight {bad} holds weights that are not finite numbers >= 0; "
                                   "expected {class: weight >= 0}")

@@ -222,8 +222,23 @@ def test_bad_input_messages():
     for class_weight in (None, "balanced"):
         with pytest.raises(DataError, match="every row of class 1 weighs 0"):
             ours(class_weight=class_weight).fit(X, y, sample_weight=1.0 - y)
-    with pytest.raises(ConfigError, match="class_weight .* expected"):
-        ours(class_weight={0: -1.0}).fit(X, y)
+    for weight in (-1.0, "2", None, np.nan):
+        with pytest.raises(ConfigError, match="class_weight .* expected"):
+            ours(class_weight={0: weight}).fit(X, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, 1e300])
+def test_fit_on_huge_or_infinite_values_is_one_error_without_warnings(dtype, bad):
+    """The statistics pass names the value; numpy's overflow and inf - inf stay quiet on the way."""
+    X = np.random.default_rng(1).normal(size=(300, 3)).astype(dtype)
+    y = np.arange(300) % 2
+    with np.errstate(over="ignore"):  # 1e300 is inf in float32
+        X[7, 1] = X[8, 1] = bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning fails the test
+        with pytest.raises(DataError, match="row 7, column 1 is -?inf|column 1: values too large"):
+            ours().fit(X, y)
 
 
 def test_edge_commands_never_import_sklearn(tmp_path):
