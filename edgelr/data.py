@@ -10,6 +10,7 @@ import contextlib
 import csv
 import dataclasses
 import io
+import itertools
 import math
 import os
 import re
@@ -193,7 +194,7 @@ def _weighted(table: _Table, label: str | None, features: Sequence[str] | None, 
     bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
     if bad.size:
         value = "empty" if np.isnan(w[bad[0]]) else f"{w[bad[0]]:g}"
-        raise DataError(f"{table.name}, line {bad[0] + 2}, column '{weight}': weight {value}; "
+        raise DataError(f"{table.name}, {table.where_row(int(bad[0]))}, column '{weight}': weight {value}; "
                         "expected a finite number >= 0")
     if not w.any():
         raise DataError(f"{table.name}, column '{weight}': every weight is 0; expected some rows to weigh more")
@@ -709,6 +710,23 @@ class _Table:
             raise DataError(f"{self.name}: permission denied") from exc
         except OSError as exc:
             raise DataError(f"{self.name}: cannot be read ({exc.strerror or exc})") from exc
+
+    def where_row(self, row: int) -> str:
+        """'line N' of data row ``row`` (0-based, blank lines skipped as the reader skips them), read again.
+
+        For an error found after the read, when only the row's position is known; a file that
+        cannot be read again (a pipe) gets 'data row N'.
+        """
+        if not os.path.isfile(self.path):  # opening a named pipe again would wait for a writer
+            return f"data row {row + 1}"
+        with contextlib.suppress(OSError, UnicodeDecodeError, csv.Error, DataError), self._open() as handle:
+            reader = csv.reader(handle)
+            next(reader, None)  # the header
+            rows = (reader.line_num for cells in reader if cells)
+            line = next(itertools.islice(rows, row, None), None)
+            if line is not None:
+                return f"line {line}"
+        return f"data row {row + 1}"
 
     def _not_utf8(self, exc: UnicodeDecodeError) -> DataError:
         """Name the first line that does not decode; the exception only knows a buffer offset."""

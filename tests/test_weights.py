@@ -94,6 +94,16 @@ def test_bad_weights_are_named(tmp_path, cells, message):
     assert not (tmp_path / "m.pt").exists()
 
 
+def test_a_bad_weight_names_its_line_past_blank_and_quoted_lines(tmp_path):
+    """The line of the file, not the data row's position: blank lines and a cell over two lines count."""
+    path = tmp_path / "gaps.csv"
+    path.write_text('x,w,y,note\n1,1,0,a\n\n2,1,0,"two\nlines"\n\n3,1,0,c\n4,-2,1,d\n5,1,1,e\n6,1,1,f\n')
+    result = train(path, "--weight-column", "w", "--features", "x", "--label", "y", "--val-fraction", "0",
+                   "-o", tmp_path / "m.pt")
+    assert result.exit_code == 1
+    assert "gaps.csv, line 8, column 'w': weight -2" in result.output, result.output
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--weight-column", "nope"], "weight column 'nope' not found"),
     (["--weight-column", "y", "--label", "y"], "is both the weight column and the label"),
