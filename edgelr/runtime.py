@@ -78,6 +78,9 @@ class Predictor:
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         self.path = os.fspath(path)
         self._session = _open_session(self.path, threads)
+        # Each thread's padded panel for small batches (_small_batch). threading.local is this class;
+        # importing threading would add ~1 ms to every cold start of the edge runtime.
+        self._panels = _thread._local()
         self._threads = threads or _cores()
         meta = self._session.get_modelmeta().custom_metadata_map
         if meta.get("edgelr.format") != METADATA_FORMAT:
@@ -339,14 +342,26 @@ class Predictor:
         if not tail:
             return self._run_feeds(features, categories)
         if tail == n:
-            labels, probabilities = self._run_feeds(_padded(features, 0.0),
-                                                    None if categories is None else _padded(categories, ""))
+            padded = _padded(features, 0.0) if categories is not None else self._small_batch(features)
+            labels, probabilities = self._run_feeds(padded, None if categories is None else _padded(categories, ""))
             return labels[:n], probabilities[:n]
         whole = n - tail
         head_labels, head = self._run_feeds(features[:whole], None if categories is None else categories[:whole])
         tail_labels, rest = self._run_feeds(_padded(features[whole:], 0.0),
                                             None if categories is None else _padded(categories[whole:], ""))
         return np.concatenate((head_labels, tail_labels[:tail])), np.concatenate((head, rest[:tail]))
+
+    def _small_batch(self, features: np.ndarray) -> np.ndarray:
+        """Fewer than _ALIGN rows in a panel of this thread's, reused call after call: the hot path of one row.
+
+        The panel's other rows keep an earlier call's values; rows score independently and
+        their outputs are dropped.
+        """
+        panel = getattr(self._panels, "features", None)
+        if panel is None:
+            panel = self._panels.features = np.zeros((_ALIGN, features.shape[1]), dtype=np.float32)
+        panel[: features.shape[0]] = features
+        return panel
 
     def _run_feeds(self, features: np.ndarray, categories: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         feeds = {"features": features} if categories is None else {"features": features, "categories": categories}
@@ -401,6 +416,9 @@ class Predictor:
         Strings are not numbers here, even when float() would read them ('1_000', non-ASCII
         digits): an array of them is an error naming the first column that holds one.
         """
+        if (isinstance(X, np.ndarray) and X.dtype == np.float32 and X.ndim == 2 and X.flags.c_contiguous
+                and X.shape[1] == len(self.feature_names)):
+            return X  # the graph's input as it is: nothing to convert (the hot path of one row)
         arr = X if isinstance(X, np.ndarray) else np.asarray(X)
         if arr.dtype.kind in "USO":
             arr = self._strict_numbers(arr)

@@ -308,6 +308,30 @@ def test_rows_score_the_same_whatever_the_batch(predictor, monkeypatch):
     np.testing.assert_array_equal(both_labels, labels)
 
 
+def test_small_batches_share_no_rows_between_calls_or_threads(predictor):
+    """Batches under 16 rows run in a panel each thread reuses: earlier rows, bad ones too, change nothing."""
+    X = saturating_rows(400, seed=2)
+    whole = predictor.predict_proba(X)
+    bad = X[:15].copy()
+    bad[3, 1] = np.inf
+    with pytest.raises(PredictorError, match="^row 3, feature"):
+        predictor.predict_proba(bad)  # the panel now holds an infinity in row 3
+    np.testing.assert_array_equal(predictor.predict_proba(X[:2]), whole[:2])
+    np.testing.assert_array_equal(predictor.predict_proba(X[10:11]), whole[10:11])
+    results: dict[int, np.ndarray] = {}
+
+    def score(start: int) -> None:
+        results[start] = np.vstack([predictor.predict_proba(X[i:i + 1 + i % 15])[:1] for i in range(start, 400, 2)])
+
+    threads = [threading.Thread(target=score, args=(start,)) for start in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for start in (0, 1):
+        np.testing.assert_array_equal(results[start], whole[start::2])
+
+
 @pytest.mark.parametrize("chunk", [None, 64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_input_named_in_saturated_and_ordinary_rows(predictor, monkeypatch, chunk, bad):
