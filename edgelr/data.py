@@ -717,7 +717,7 @@ class _Table:
         For an error found after the read, when only the row's position is known; a file that
         cannot be read again (a pipe) gets 'data row N'.
         """
-        if not os.path.isfile(self.path):  # opening a named pipe again would wait for a writer
+        if not is_regular_file(self.path):  # opening a named pipe again would wait for a writer
             return f"data row {row + 1}"
         with contextlib.suppress(OSError, UnicodeDecodeError, csv.Error, DataError), self._open() as handle:
             reader = csv.reader(handle)

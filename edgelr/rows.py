@@ -27,6 +27,7 @@ import torch
 
 from edgelr.data import CACHE_CELLS, Moments, check_finite_matrix
 from edgelr.encoding import ONE_PROCESS, ColumnStats, Encoding, EncodingSpec, Layout, Ranks, fit_encoding
+from edgelr.errors import DataError
 
 # Rows per block: about 8 MB of float32 features, so a block stays in the CPU's shared
 # cache between the forward product and the gradient product while two threads work
@@ -330,6 +331,7 @@ def encode_to_tensors(X: np.ndarray, encode: Encoder, device: torch.device, *, p
             d = design.shape[1]
             out = torch.empty((n, d), dtype=torch.float32, pin_memory=True) if pin else _empty_float32(n, d)
             slots = None if codes is None else torch.empty((n, codes.shape[1]), dtype=torch.int64)
+        _check_float32(design, start, index)
         out.numpy()[start : start + part.shape[0]] = design
         if slots is not None:
             slots.numpy()[start : start + part.shape[0]] = codes
@@ -340,6 +342,23 @@ def encode_to_tensors(X: np.ndarray, encode: Encoder, device: torch.device, *, p
     if device.type == "cpu":
         return out, slots
     return out.to(device, non_blocking=pin), None if slots is None else slots.to(device)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32(design: np.ndarray, start: int, index: np.ndarray | None) -> None:
+    """DataError naming the first row whose standardized value is past float32 (rows the encoding was
+    not fitted on, such as the validation split: a value there may dwarf the training rows')."""
+    if not design.size or (design.max() <= _FLOAT32_MAX and design.min() >= -_FLOAT32_MAX):
+        return  # two reductions of a cache-sized chunk, no temporary
+    past = np.argwhere(np.abs(design) > _FLOAT32_MAX)
+    if not past.size:
+        return  # a NaN made the extremes NaN: the caller's checks name it
+    i, j = past[0]
+    row = int(start + i if index is None else index[start + i])
+    raise DataError(f"data row {row + 1}, feature column {j}: the value standardizes to {design[i, j]:.3g}, past "
+                    "float32; expected values of the size of the training rows'")
 
 
 def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *, index: np.ndarray | None = None,
@@ -387,38 +406,47 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
         """[sum of x - pilot, sum of (x - pilot)^2, min, max] (4, d) float64 of one chunk."""
         start, part = chunk
         part = np.asarray(part, dtype=dtype)
-        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: the NaN is reported by the fit
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, huge values: the fit names them
             dev = _deviations(part, shift, scratch)
-        if out is not None:
-            out.numpy()[start : start + part.shape[0]] = dev
-        return np.stack([*_sum_and_squares(dev), *_min_and_max(part)])
+            if out is not None:
+                out.numpy()[start : start + part.shape[0]] = dev
+            return np.stack([*_sum_and_squares(dev), *_min_and_max(part)])
 
     sums = np.zeros((2, X.shape[1]))
     low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
     # Two workers halve the pass. Smaller chunks than 2 MB were slower: the dispatch per
-    # chunk outweighed the cache they saved.
-    for part in ordered_map(chunk_sums, row_chunks(X, index, CACHE_CELLS), workers):
-        sums += part[:2]  # in chunk order: the same sums whatever the thread count
-        np.minimum(low, part[2], out=low)  # NaN propagates: the fit reports it
-        np.maximum(high, part[3], out=high)
-    s1, s2 = sums
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the moments report overflow and NaN
+    # chunk outweighed the cache they saved. Overflow and NaN are no warning here: the
+    # encoding's fit names the first bad value (edgelr.data.check_finite_matrix).
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for part in ordered_map(chunk_sums, row_chunks(X, index, CACHE_CELLS), workers):
+            sums += part[:2]  # in chunk order: the same sums whatever the thread count
+            np.minimum(low, part[2], out=low)  # NaN propagates: the fit reports it
+            np.maximum(high, part[3], out=high)
+        s1, s2 = sums
         moments = Moments(float(n), pilot + s1 / max(n, 1), s2 - s1 * (s1 / max(n, 1)))
     return ColumnStats.from_moments(moments, low, high), pilot
 
 
-# Reductions over a chunk's rows run on a view of it _SIDE_BY_SIDE rows wide: numpy
-# reduces over rows one row at a time, and rows of ~100 values made every chunk's
-# subtraction, sums and extremes 2-4x slower than rows of a few thousand.
-_SIDE_BY_SIDE = 64
+# Reductions over a chunk's rows run on a view of it with r of its rows side by side on
+# each line, r = rows // _LINES_PER_SUM: numpy reduces over a 2-D array's rows one row at a
+# time, and rows of ~100 values made every chunk's subtraction, sums and extremes 2-4x
+# slower than lines of a few thousand values.
+_LINES_PER_SUM = 64
 
 
 def _wide(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(r rows side by side, the rows left over) of a C-ordered chunk, or None (another order: a view would copy)."""
+    """(a's first rows as ~_LINES_PER_SUM lines of r rows side by side, the rows left over), views both.
+
+    None when that view would be a copy (a not C-ordered) or has no lines. Each column's
+    value of the j-th row in a line sits at position (j, column) of that line's (r, d)
+    reshape, so a reduction over the lines followed by one over the r positions reduces
+    over every row: float32 partial sums of ~64 values (relative error ~1e-7 typically),
+    then float64 across the r positions.
+    """
     m, d = a.shape
-    r = max(1, m // _SIDE_BY_SIDE)  # ~64 rows per reduction: float32 partial sums stay exact to ~1e-7
+    r = max(1, m // _LINES_PER_SUM)
     head = m - m % r
-    if not a.flags.c_contiguous or head == 0:
+    if not a.flags.c_contiguous or head == 0 or d == 0:
         return None
     return a[:head].reshape(-1, d * r), a[head:]
 
@@ -441,7 +469,10 @@ def _deviations(part: np.ndarray, shift: np.ndarray, scratch: threading.local) -
 
 def _sum_and_squares(dev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sum, sum of squares) over the rows of a C-ordered chunk, float64 (d,) each."""
-    head, rest = _wide(dev) or (dev[:0], dev)
+    wide = _wide(dev)
+    if wide is None:
+        return dev.sum(axis=0, dtype=np.float64), np.einsum("ij,ij->j", dev, dev).astype(np.float64)
+    head, rest = wide
     d = dev.shape[1]
     s1 = head.sum(axis=0).astype(np.float64).reshape(-1, d).sum(axis=0) + rest.sum(axis=0, dtype=np.float64)
     s2 = (np.einsum("ij,ij->j", head, head).astype(np.float64).reshape(-1, d).sum(axis=0)

@@ -71,8 +71,9 @@ class Predictor:
         (the count onnxruntime's own default takes). Batches under ~32,000 rows run on
         the calling thread alone.
 
-    Safe to share between threads: onnxruntime sessions allow concurrent ``run`` calls
-    and the predictor keeps no per-call state.
+    Safe to share between threads: onnxruntime sessions allow concurrent ``run`` calls,
+    and the one thing the predictor keeps between calls, the padded panel of small
+    batches, is each thread's own.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
@@ -416,9 +417,11 @@ class Predictor:
         Strings are not numbers here, even when float() would read them ('1_000', non-ASCII
         digits): an array of them is an error naming the first column that holds one.
         """
-        if (isinstance(X, np.ndarray) and X.dtype == np.float32 and X.ndim == 2 and X.flags.c_contiguous
+        # The graph's input as it is (a plain array, not np.matrix or a masked one): nothing to
+        # convert or check here, the hot path of one row.
+        if (type(X) is np.ndarray and X.dtype == np.float32 and X.ndim == 2 and X.flags.c_contiguous
                 and X.shape[1] == len(self.feature_names)):
-            return X  # the graph's input as it is: nothing to convert (the hot path of one row)
+            return X
         arr = X if isinstance(X, np.ndarray) else np.asarray(X)
         if arr.dtype.kind in "USO":
             arr = self._strict_numbers(arr)

@@ -244,8 +244,9 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
                                           None if weights is None else weights[mine], device,
                                           index=train_rows[mine] - first, ranks=cluster or ONE_PROCESS)
     val_mine = val_rows[pick(val_rows)]
-    validation = (InMemoryRows.encoded(dataset.X, dataset.y[val_mine], None, encoder(encoding, layout), device,
-                                       index=val_mine - first) if val_rows.size else None)
+    with _in(dataset.source):
+        validation = (InMemoryRows.encoded(dataset.X, dataset.y[val_mine], None, encoder(encoding, layout), device,
+                                           index=val_mine - first) if val_rows.size else None)
     estimator.fit_rows(
         rows, classes=dataset.classes, encoding=encoding, device=device,
         n_total=int(train_rows.size), sum_ranks=cluster.sum if cluster else None, progress=progress,

@@ -318,10 +318,11 @@ def test_small_batches_share_no_rows_between_calls_or_threads(predictor):
         predictor.predict_proba(bad)  # the panel now holds an infinity in row 3
     np.testing.assert_array_equal(predictor.predict_proba(X[:2]), whole[:2])
     np.testing.assert_array_equal(predictor.predict_proba(X[10:11]), whole[10:11])
-    results: dict[int, np.ndarray] = {}
+    batches = [slice(i, min(400, i + 1 + i % 15)) for i in range(400)]  # 1 to 15 rows
+    results: dict[int, list[np.ndarray]] = {}
 
     def score(start: int) -> None:
-        results[start] = np.vstack([predictor.predict_proba(X[i:i + 1 + i % 15])[:1] for i in range(start, 400, 2)])
+        results[start] = [predictor.predict_proba(X[rows]) for rows in batches[start::2]]
 
     threads = [threading.Thread(target=score, args=(start,)) for start in (0, 1)]
     for thread in threads:
@@ -329,7 +330,8 @@ def test_small_batches_share_no_rows_between_calls_or_threads(predictor):
     for thread in threads:
         thread.join()
     for start in (0, 1):
-        np.testing.assert_array_equal(results[start], whole[start::2])
+        for rows, got in zip(batches[start::2], results[start]):
+            np.testing.assert_array_equal(got, whole[rows])
 
 
 @pytest.mark.parametrize("chunk", [None, 64])
