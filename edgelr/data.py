@@ -466,14 +466,25 @@ class Moments:
             return cls(float(X.shape[0]), mean, np.einsum("ij,ij->j", dev, dev))
 
     @classmethod
-    def of_present(cls, X: np.ndarray) -> Moments:
-        """Moments of each column's cells that are not NaN (per-column counts)."""
+    def of_present(cls, X: np.ndarray, weight: np.ndarray | None = None) -> Moments:
+        """Moments of each column's cells that are not NaN (per-column counts).
+
+        ``weight`` (n_rows,): each row counts that many times (its count is the weights'
+        sum), as scikit-learn's sample_weight counts a row of weight 2 as the row twice.
+        """
         present = ~np.isnan(X)
-        count = present.sum(axis=0).astype(np.float64)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, np.where(present, X, 0.0).sum(axis=0) / np.maximum(count, 1), 0.0)
+            if weight is None:
+                count = present.sum(axis=0).astype(np.float64)
+                mean = np.where(count > 0, np.where(present, X, 0.0).sum(axis=0) / np.maximum(count, 1), 0.0)
+                dev = np.where(present, X - mean, 0.0)
+                return cls(count, mean, np.einsum("ij,ij->j", dev, dev))
+            w = present * weight[:, None]  # (m, d): a missing cell weighs nothing
+            count = w.sum(axis=0)
+            total = np.einsum("ij,ij->j", np.where(present, X, 0.0), w)
+            mean = np.where(count > 0, total / np.where(count > 0, count, 1), 0.0)
             dev = np.where(present, X - mean, 0.0)
-            return cls(count, mean, np.einsum("ij,ij->j", dev, dev))
+            return cls(count, mean, np.einsum("ij,ij,ij->j", w, dev, dev))
 
     def merge(self, other: Moments) -> Moments:
         """Chan et al.'s pairwise update: exact in exact arithmetic, stable in floating point.

@@ -112,19 +112,22 @@ class ColumnStats:
     counts: list[np.ndarray]  # per text column: rows per vocabulary index, then the missing ones
 
     @classmethod
-    def of(cls, raw: np.ndarray, layout: Layout) -> ColumnStats:
+    def of(cls, raw: np.ndarray, layout: Layout, weight: np.ndarray | None = None) -> ColumnStats:
+        """The stats of raw rows; with ``weight`` (n_rows,), each row counts as many times as it
+        weighs (moments, missing cells, category counts), and rows of weight 0 not at all."""
         num = raw[:, layout.numeric_positions]
+        counted = num if weight is None else num[weight > 0]
         with np.errstate(invalid="ignore"):
-            low = np.fmin.reduce(num, axis=0, initial=math.inf)
-            high = np.fmax.reduce(num, axis=0, initial=-math.inf)
+            low = np.fmin.reduce(counted, axis=0, initial=math.inf)
+            high = np.fmax.reduce(counted, axis=0, initial=-math.inf)
         counts = []
         for j in layout.text_positions:
             size = len(layout.vocab[layout.columns[j]])
             codes = raw[:, j]
             codes = np.where(np.isnan(codes), size, codes).astype(np.int64)
-            counts.append(np.bincount(codes, minlength=size + 1))
-        missing = np.isnan(num).sum(axis=0).astype(np.float64)
-        return cls(Moments.of_present(num), missing, low, high, counts)
+            counts.append(np.bincount(codes, weights=weight, minlength=size + 1))
+        missing = np.isnan(num).sum(axis=0).astype(np.float64) if weight is None else weight @ np.isnan(num)
+        return cls(Moments.of_present(num, weight), missing, low, high, counts)
 
     @classmethod
     def from_moments(cls, moments: Moments, low: np.ndarray, high: np.ndarray) -> ColumnStats:

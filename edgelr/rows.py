@@ -162,13 +162,14 @@ class InMemoryRows:
 
     @classmethod
     def fitted(cls, X: np.ndarray, y: np.ndarray, sample_weight, fit: Fitter, device: torch.device,
-               index: np.ndarray | None = None, workers: int = 1) -> tuple[InMemoryRows, Encoding]:
+               index: np.ndarray | None = None, workers: int = 1,
+               row_weight: np.ndarray | None = None) -> tuple[InMemoryRows, Encoding]:
         """(rows, encoding): rows ``index`` of raw numeric X, standardized with ``fit(their stats)``.
 
         For rows without text columns or missing cells: X is read once for both the
         statistics and the copy; see ``standardize_fitted``.
         """
-        X32, encoding = standardize_fitted(X, fit, device, index=index, workers=workers)
+        X32, encoding = standardize_fitted(X, fit, device, index=index, workers=workers, row_weight=row_weight)
         return cls(X32, None, *_labels(y, sample_weight, device)), encoding
 
     def subsample(self, step: int) -> InMemoryRows:
@@ -196,8 +197,15 @@ class InMemoryRows:
 
 def encode_in_memory(X: np.ndarray, layout: Layout, spec: EncodingSpec, y: np.ndarray, sample_weight,
                      device: torch.device, *, index: np.ndarray | None = None, ranks: Ranks = ONE_PROCESS,
-                     in_place: bool = False) -> tuple[InMemoryRows, Encoding]:
+                     in_place: bool = False, row_weight: np.ndarray | None = None) -> tuple[InMemoryRows, Encoding]:
     """(rows, encoding): rows ``index`` of raw X (this rank's training rows), encoded with the encoding fitted on them.
+
+    ``sample_weight`` weighs the rows in the objective (class weights included);
+    ``row_weight`` (aligned with y), the caller's own row weights, also weighs the
+    encoding's statistics: a row of weight 2 counts twice in the mean, the spread, a mean
+    fill and the categories seen, so it is the row twice, as scikit-learn defines a
+    sample weight. A median fill is of the rows unweighted (as SimpleImputer's, which
+    takes no weights), and so is the rest of such an encoding.
 
     ``in_place``: X is the caller's array. A numeric float32 or float64 one (no missing
     cells, every row, on the CPU) is then trained on where it lies, after one pass for
@@ -209,10 +217,11 @@ def encode_in_memory(X: np.ndarray, layout: Layout, spec: EncodingSpec, y: np.nd
     """
     workers = torch.get_num_threads()  # the cores the statistics pass may use, read before they are turned off
     with one_torch_thread():
-        return _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place, workers)
+        return _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place, workers,
+                                 None if spec.impute == "median" else row_weight)
 
 
-def _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place, workers):
+def _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, in_place, workers, row_weight):
     if layout.plain and spec.impute is None:
         def fit(stats: ColumnStats) -> Encoding:
             if not (np.isfinite(stats.moments.mean).all() and np.isfinite(stats.moments.m2).all()):
@@ -221,12 +230,23 @@ def _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, i
 
         caller_array = in_place and _every_row(index, X.shape[0]) and device.type == "cpu"
         if caller_array and X.dtype in (np.float32, np.float64):
-            encoding = fit(plain_stats(X, workers=workers)[0])
+            encoding = fit(plain_stats(X, workers=workers, weight=row_weight)[0])
             return InMemoryRows.in_place(X, y, sample_weight, encoding.mean, encoding.scale, device), encoding
-        return InMemoryRows.fitted(X, y, sample_weight, fit, device, index=index, workers=workers)
+        return InMemoryRows.fitted(X, y, sample_weight, fit, device, index=index, workers=workers,
+                                   row_weight=row_weight)
+    stats = None if row_weight is None else _weighted_stats(X, index, layout, row_weight)
     encoding = fit_encoding(layout, spec, lambda: (part for _, part in row_chunks(X, index, CACHE_CELLS)),
-                            ranks=ranks)
+                            stats=stats, ranks=ranks)
     return InMemoryRows.encoded(X, y, sample_weight, encoder(encoding, layout), device, index=index), encoding
+
+
+def _weighted_stats(X: np.ndarray, index: np.ndarray | None, layout: Layout, weight: np.ndarray) -> ColumnStats:
+    """The stats of rows ``index`` of raw X, each row counted as many times as it weighs (``ColumnStats.of``)."""
+    total = ColumnStats.empty(layout)
+    for start, part in row_chunks(X, index, CACHE_CELLS):
+        total = total.merge(ColumnStats.of(np.asarray(part, dtype=np.float64), layout,
+                                           weight[start : start + part.shape[0]]))
+    return total
 
 
 def encoder(encoding: Encoding, layout: Layout) -> Encoder:
@@ -362,7 +382,7 @@ def _check_float32(design: np.ndarray, start: int, index: np.ndarray | None) -> 
 
 
 def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *, index: np.ndarray | None = None,
-                       workers: int = 1) -> tuple[torch.Tensor, Encoding]:
+                       workers: int = 1, row_weight: np.ndarray | None = None) -> tuple[torch.Tensor, Encoding]:
     """(float32 standardized X[index], encoding), reading X once (numeric rows without missing cells).
 
     The mean is only known after the pass, so the pass stores X - pilot in float32
@@ -372,7 +392,7 @@ def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *, inde
     """
     n = X.shape[0] if index is None else index.size
     out = _empty_float32(n, X.shape[1])
-    stats, pilot = plain_stats(X, index, out=out, workers=workers)
+    stats, pilot = plain_stats(X, index, out=out, workers=workers, weight=row_weight)
     encoding = fit(stats)
     mean, scale = encoding.mean, encoding.scale
     inv_scale = torch.as_tensor(1.0 / scale, dtype=torch.float32)
@@ -382,7 +402,7 @@ def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *, inde
 
 
 def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Tensor | None = None,
-                workers: int = 1) -> tuple[ColumnStats, np.ndarray]:
+                workers: int = 1, weight: np.ndarray | None = None) -> tuple[ColumnStats, np.ndarray]:
     """(moments and ranges of X[index], pilot): one pass over numeric rows without missing cells.
 
     Sums are taken of X - pilot, pilot the mean of ~1,000 rows spread over X: close to
@@ -390,7 +410,8 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
     float64 sums add up without a pairwise merge. ``out`` (float32, X[index]'s shape):
     the same pass stores X[index] - pilot there (``standardize_fitted``'s copy).
     ``workers`` threads sum chunks at once (the caller turns torch's own threads off:
-    ``encode_in_memory``).
+    ``encode_in_memory``). ``weight`` (X[index]'s rows): each row counts as many times as
+    it weighs in the moments, and rows of weight 0 are left out of the ranges.
     """
     n = X.shape[0] if index is None else index.size
     spread = np.linspace(0, n - 1, min(n, _PILOT_ROWS)).astype(np.int64)
@@ -401,19 +422,28 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
     shift = pilot.astype(dtype)
     pilot = shift.astype(np.float64)  # exactly the shift the sums are taken from
     scratch = threading.local()  # each thread's buffer for a chunk's deviations
+    d = X.shape[1]
 
     def chunk_sums(chunk: tuple[int, np.ndarray]) -> np.ndarray:
-        """[sum of x - pilot, sum of (x - pilot)^2, min, max] (4, d) float64 of one chunk."""
+        """[sum of x - pilot, sum of (x - pilot)^2, min, max (, the weights' sum)] (4 or 5, d) float64 of one chunk.
+
+        Weighted, each row's terms are times its weight.
+        """
         start, part = chunk
         part = np.asarray(part, dtype=dtype)
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, huge values: the fit names them
             dev = _deviations(part, shift, scratch)
             if out is not None:
                 out.numpy()[start : start + part.shape[0]] = dev
-            return np.stack([*_sum_and_squares(dev), *_min_and_max(part)])
+            if weight is None:
+                return np.stack([*_sum_and_squares(dev), *_min_and_max(part)])
+            w = weight[start : start + part.shape[0]]
+            counted = part[w > 0]
+            low, high = _min_and_max(counted) if counted.shape[0] else (np.full(d, np.inf), np.full(d, -np.inf))
+            return np.stack([w @ dev, w @ np.square(dev, dtype=np.float64), low, high, np.full(d, w.sum())])
 
-    sums = np.zeros((2, X.shape[1]))
-    low, high = np.full(X.shape[1], np.inf), np.full(X.shape[1], -np.inf)
+    sums, weights = np.zeros((2, d)), 0.0
+    low, high = np.full(d, np.inf), np.full(d, -np.inf)
     # Two workers halve the pass. Smaller chunks than 2 MB were slower: the dispatch per
     # chunk outweighed the cache they saved. Overflow and NaN are no warning here: the
     # encoding's fit names the first bad value (edgelr.data.check_finite_matrix).
@@ -422,8 +452,12 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
             sums += part[:2]  # in chunk order: the same sums whatever the thread count
             np.minimum(low, part[2], out=low)  # NaN propagates: the fit reports it
             np.maximum(high, part[3], out=high)
+            if weight is not None:
+                weights += part[4, 0]
+        count = float(n) if weight is None else weights  # rows, or the weights' sum
         s1, s2 = sums
-        moments = Moments(float(n), pilot + s1 / max(n, 1), s2 - s1 * (s1 / max(n, 1)))
+        total = count if count > 0 else 1.0
+        moments = Moments(count, pilot + s1 / total, s2 - s1 * (s1 / total))
     return ColumnStats.from_moments(moments, low, high), pilot
 
 

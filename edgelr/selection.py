@@ -143,9 +143,10 @@ def cross_validate_C(
     started = time.perf_counter()
     for f in range(n_folds):
         fit_rows, held_rows = rows[fold_of != f], rows[fold_of == f]  # sorted: the order of the data
-        weights = estimator.sample_weight(y[fit_rows], classes,  # class weights of the fold's own rows
-                                          None if sample_weight is None else sample_weight[fit_rows])
-        source, encoding = encode_in_memory(X, layout, spec, y[fit_rows], weights, device, index=fit_rows)
+        row_weight = None if sample_weight is None else sample_weight[fit_rows]
+        weights = estimator.sample_weight(y[fit_rows], classes, row_weight)  # class weights of the fold's own rows
+        source, encoding = encode_in_memory(X, layout, spec, y[fit_rows], weights, device, index=fit_rows,
+                                            row_weight=row_weight)
         held = InMemoryRows.encoded(X, y[held_rows], None, encoder(encoding, layout), device, index=held_rows)
         model = LogisticModel(encoding.n_design, len(classes), n_numeric=encoding.n_numeric).to(device)
         held_out = Objective(model, held, C=1.0, penalty="none")  # the plain mean cross-entropy

@@ -236,13 +236,14 @@ def _fit_split(estimator, dataset: Dataset, train_rows, val_rows, progress, clus
     pick = _picker(dataset.first_row, dataset.X.shape[0], cluster)
     first = dataset.first_row or 0  # X holds rows from this one on
     mine = pick(train_rows)
-    weights = estimator.sample_weight(dataset.y[train_rows], dataset.classes,  # global class counts
-                                      _rows_of(dataset.sample_weight, train_rows))
+    row_weight = _rows_of(dataset.sample_weight, train_rows)  # --weight-column
+    weights = estimator.sample_weight(dataset.y[train_rows], dataset.classes, row_weight)  # global class counts
     layout = Layout.of(dataset)
     with _in(dataset.source):
         rows, encoding = encode_in_memory(dataset.X, layout, spec, dataset.y[train_rows[mine]],
                                           None if weights is None else weights[mine], device,
-                                          index=train_rows[mine] - first, ranks=cluster or ONE_PROCESS)
+                                          index=train_rows[mine] - first, ranks=cluster or ONE_PROCESS,
+                                          row_weight=None if row_weight is None else row_weight[mine])
     val_mine = val_rows[pick(val_rows)]
     with _in(dataset.source):
         validation = (InMemoryRows.encoded(dataset.X, dataset.y[val_mine], None, encoder(encoding, layout), device,

@@ -68,9 +68,32 @@ def test_check_estimator_passes():
     assert xfailed == set(EXPECTED_FAILED_CHECKS)
 
 
-def test_sample_weight_is_repetition_without_standardization():
-    """The declared failure is the unweighted standardization only: the weighted optimum itself is exact."""
-    check_sample_weight_equivalence_on_dense_data("LogisticRegression", ours(standardize=False))
+@pytest.mark.parametrize("standardize", [True, False])
+def test_sample_weight_is_repetition(standardize):
+    """scikit-learn's check: integer weights (0 included) are that many copies of each row, standardized too."""
+    check_sample_weight_equivalence_on_dense_data("LogisticRegression", ours(standardize=standardize))
+
+
+def test_weighted_standardization_is_of_the_repeated_rows():
+    """The mean and scale with weights equal those of the rows repeated, by hand; zero-weight rows count not at all."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(5.0, 2.0, size=(300, 3))
+    y = (X[:, 0] + rng.normal(size=300) > 5).astype(int)
+    k = rng.integers(0, 4, size=300)
+    k[:2] = 1  # both classes keep rows
+    repeated = np.repeat(X, k, axis=0)
+    for data in (X, X.astype(np.float32), pd.DataFrame(X, columns=["a", "b", "c"])):
+        model = ours().fit(data, y, sample_weight=k.astype(float))
+        np.testing.assert_allclose(model.mean_, repeated.mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(model.scale_, repeated.std(axis=0), rtol=1e-6)
+    # a missing cell, filled with the weighted mean: the rows repeated again, by hand
+    gappy = X.copy()
+    gappy[5, 1] = np.nan
+    model = ours(impute="mean").fit(gappy, y, sample_weight=k.astype(float))
+    present = np.repeat(gappy[:, 1], k)[~np.isnan(np.repeat(gappy[:, 1], k))]
+    filled = np.where(np.isnan(np.repeat(gappy[:, 1], k)), present.mean(), np.repeat(gappy[:, 1], k))
+    np.testing.assert_allclose(model.mean_[1], filled.mean(), rtol=1e-9)
+    np.testing.assert_allclose(model.scale_[1], filled.std(), rtol=1e-9)
 
 
 def test_grid_search_over_C_chooses_sklearns_C(cancer):

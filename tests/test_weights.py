@@ -13,6 +13,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from edgelr.checkpoint import encoding_of
 from edgelr.cli import main
 
 
@@ -41,11 +42,12 @@ def test_weighted_training_lands_on_sklearns_weighted_optimum(weighted_csv, tmp_
     assert result.exit_code == 0, result.output
     state = torch.load(out, weights_only=True)
     assert state["feature_names"] == [f"f{i}" for i in range(10)]  # the weights are not a feature
-    reference = SkLogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(
-        StandardScaler().fit_transform(X), y, sample_weight=w)
+    # The standardization is weighted too: scikit-learn's StandardScaler given the same weights.
+    scaled = StandardScaler().fit(X, sample_weight=w).transform(X)
+    reference = SkLogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(scaled, y, sample_weight=w)
     np.testing.assert_allclose(state["weight"].double().numpy()[0], reference.coef_[0], atol=1e-3)
     assert float(state["bias"]) == pytest.approx(reference.intercept_[0], abs=1e-3)
-    unweighted = SkLogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(StandardScaler().fit_transform(X), y)
+    unweighted = SkLogisticRegression(C=1.0, tol=1e-10, max_iter=10_000).fit(scaled, y)
     assert np.abs(unweighted.coef_ - reference.coef_).max() > 0.05  # the weights matter in this case
 
 
@@ -65,6 +67,47 @@ def test_an_integer_weight_is_that_many_copies_of_the_row(tmp_path):
     w, c = (torch.load(tmp_path / f"{n}.pt", weights_only=True) for n in ("w", "c"))
     torch.testing.assert_close(w["weight"], c["weight"], atol=1e-4, rtol=0)
     torch.testing.assert_close(w["bias"], c["bias"], atol=1e-4, rtol=0)
+
+
+def test_weighted_rows_are_copies_for_the_encoding_too(tmp_path):
+    """Standardized, a text column, a gap filled with the mean, weights from 0 to 3: the weighted
+    file trains the model its copies train (a weight-0 row, and a category only it holds, vanish)."""
+    rng = np.random.default_rng(2)
+    n = 80
+    X = rng.normal(10.0, 3.0, size=(n, 2))
+    site = rng.choice(["north", "south", "east"], size=n)
+    y = (X[:, 0] - 10 + (site == "north") + rng.normal(size=n) > 0).astype(int)
+    k = rng.integers(0, 4, size=n)
+    k[:4] = [1, 2, 0, 1]
+    site[2] = "harbour"  # only in a row of weight 0
+    X[3, 1] = np.nan
+    weighted = pd.DataFrame({"a": X[:, 0], "b": X[:, 1], "site": site, "k": k, "y": y})
+    copies = weighted.loc[np.repeat(np.arange(n), k)].drop(columns="k")
+    weighted.to_csv(tmp_path / "weighted.csv", index=False)
+    copies.to_csv(tmp_path / "copies.csv", index=False)
+    common = ["--val-fraction", "0", "--impute", "mean"]
+    assert train(tmp_path / "weighted.csv", "--weight-column", "k", *common, "-o", tmp_path / "w.pt").exit_code == 0
+    assert train(tmp_path / "copies.csv", *common, "-o", tmp_path / "c.pt").exit_code == 0
+    w, c = (torch.load(tmp_path / f"{name}.pt", weights_only=True) for name in ("w", "c"))
+    ew, ec = encoding_of(w), encoding_of(c)
+    assert ew.categories == ec.categories and "harbour" not in ew.categories[0]
+    np.testing.assert_allclose(ew.mean, ec.mean, rtol=1e-9)
+    np.testing.assert_allclose(ew.scale, ec.scale, rtol=1e-9)
+    np.testing.assert_allclose(ew.fill, ec.fill, rtol=1e-9)
+    torch.testing.assert_close(w["weight"], c["weight"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(w["bias"], c["bias"], atol=1e-4, rtol=0)
+
+
+def test_class_weights_do_not_weigh_the_standardization():
+    """'balanced' weighs the loss only: the mean and scale stay those of the rows (no sample_weight)."""
+    from edgelr import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(2.0, 1.5, size=(200, 2))
+    y = (np.arange(200) < 30).astype(int)
+    model = LogisticRegression(class_weight="balanced").fit(X, y)
+    np.testing.assert_allclose(model.mean_, X.mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(model.scale_, X.std(axis=0), rtol=1e-9)
 
 
 def test_weights_with_cross_validation_report_every_candidate(weighted_csv, tmp_path):
