@@ -114,12 +114,12 @@ class ColumnStats:
     @classmethod
     def of(cls, raw: np.ndarray, layout: Layout, weight: np.ndarray | None = None) -> ColumnStats:
         """The stats of raw rows; with ``weight`` (n_rows,), each row counts as many times as it
-        weighs (moments, missing cells, category counts), and rows of weight 0 not at all."""
+        weighs in the moments, missing cells and category counts (rows of weight 0 not at all);
+        the ranges are of every row."""
         num = raw[:, layout.numeric_positions]
-        counted = num if weight is None else num[weight > 0]
         with np.errstate(invalid="ignore"):
-            low = np.fmin.reduce(counted, axis=0, initial=math.inf)
-            high = np.fmax.reduce(counted, axis=0, initial=-math.inf)
+            low = np.fmin.reduce(num, axis=0, initial=math.inf)
+            high = np.fmax.reduce(num, axis=0, initial=-math.inf)
         counts = []
         for j in layout.text_positions:
             size = len(layout.vocab[layout.columns[j]])

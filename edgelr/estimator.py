@@ -83,7 +83,8 @@ class LogisticRegression:
         multiplied with ``sample_weight``.
     standardize : bool, default True
         Scale numeric features by the training mean and population std (ddof=0), both
-        weighted by ``sample_weight`` when it is given (a row of weight 2 counts twice).
+        weighted by ``sample_weight`` when it is given (a row of weight 2 counts twice),
+        except with ``impute="median"``, whose encoding is of the rows unweighted.
     impute : {None, "mean", "median"}, default None
         Fill missing numeric values (NaN) with the training rows' mean (weighted by
         ``sample_weight``) or median (unweighted), as SimpleImputer; a missing text value
@@ -159,8 +160,8 @@ class LogisticRegression:
         X: a numeric array-like (NaN where missing, with ``impute``), or a pandas
         DataFrame whose text columns are encoded as categories. ``sample_weight`` of
         shape (n_rows,): non-negative row weights, as scikit-learn's (a weight of 2 is
-        the row twice in the loss). ``progress(epoch, loss)`` is called after every
-        epoch, e.g. for a progress bar.
+        the row twice, in the loss and the standardization). ``progress(epoch, loss)``
+        is called after every epoch, e.g. for a progress bar.
         """
         self.settings()  # bad settings fail before any work on the data
         callers_array = not is_dataframe(X)  # trained on where it lies (a DataFrame becomes a table of ours)

@@ -411,13 +411,15 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
     the same pass stores X[index] - pilot there (``standardize_fitted``'s copy).
     ``workers`` threads sum chunks at once (the caller turns torch's own threads off:
     ``encode_in_memory``). ``weight`` (X[index]'s rows): each row counts as many times as
-    it weighs in the moments, and rows of weight 0 are left out of the ranges.
+    it weighs in the moments (the pilot too); the ranges are of every row.
     """
     n = X.shape[0] if index is None else index.size
     spread = np.linspace(0, n - 1, min(n, _PILOT_ROWS)).astype(np.int64)
     with np.errstate(over="ignore", invalid="ignore"):  # huge or non-finite values are reported by the fit
-        pilot = np.asarray(X[spread if index is None else index[spread]], dtype=np.float64).mean(axis=0) if n \
-            else np.zeros(X.shape[1])
+        sample = np.asarray(X[spread if index is None else index[spread]], dtype=np.float64)
+        heavy = weight is not None and weight[spread].sum() > 0  # weighted, the rows of weight 0 count not at all
+        pilot = np.zeros(X.shape[1]) if not n else (np.average(sample, axis=0, weights=weight[spread]) if heavy
+                                                     else sample.mean(axis=0))
     dtype = np.float32 if X.dtype == np.float32 else np.float64  # float32 rows are summed in float32
     shift = pilot.astype(dtype)
     pilot = shift.astype(np.float64)  # exactly the shift the sums are taken from
@@ -437,10 +439,10 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
                 out.numpy()[start : start + part.shape[0]] = dev
             if weight is None:
                 return np.stack([*_sum_and_squares(dev), *_min_and_max(part)])
+            # The ranges are of every row, weight 0 too: their NaN or infinity is found as without weights.
             w = weight[start : start + part.shape[0]]
-            counted = part[w > 0]
-            low, high = _min_and_max(counted) if counted.shape[0] else (np.full(d, np.inf), np.full(d, -np.inf))
-            return np.stack([w @ dev, w @ np.square(dev, dtype=np.float64), low, high, np.full(d, w.sum())])
+            return np.stack([w @ dev, w @ np.square(dev, dtype=np.float64), *_min_and_max(part),
+                             np.full(d, w.sum())])
 
     sums, weights = np.zeros((2, d)), 0.0
     low, high = np.full(d, np.inf), np.full(d, -np.inf)

@@ -113,3 +113,39 @@ def test_binary_terms_equal_a_hand_computation(z):
     zg = zs.clone().requires_grad_(True)
     _binary_terms(zg, y, grad=False)[0].sum().backward()
     torch.testing.assert_close(zg.grad, G[:, 0], rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("impute", [None, "mean"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weighted_statistics_of_a_row_subset(impute, dtype):
+    """Rows ``index`` (a validation split or a fold leaves the others out), weights aligned with them:
+    numpy's weighted average of those rows; a column constant where the weight is, whatever rows of
+    weight 0 hold, is constant (scale 1)."""
+    from edgelr.encoding import EncodingSpec, Layout
+    from edgelr.rows import encode_in_memory
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(3.0, 2.0, size=(5_000, 3))
+    index = np.sort(rng.choice(5_000, 3_500, replace=False))
+    w = rng.uniform(0.0, 3.0, size=index.size)
+    w[::7] = 0.0
+    X[index[w > 0], 2] = 0.1  # constant where the weight is ...
+    X[index[w == 0], 2] = 7.3  # ... and something else in the rows of weight 0
+    if impute:
+        X[index[10], 0] = np.nan
+    X = X.astype(dtype)
+    layout = Layout.numeric(["a", "b", "c"])
+    y = (np.arange(index.size) % 2).astype(np.int64)
+    _, encoding = encode_in_memory(X, layout, EncodingSpec(impute=impute), y, None, torch.device("cpu"),
+                                   index=index, row_weight=w)
+    rows = X[index].astype(np.float64)
+    present = ~np.isnan(rows[:, 0])
+    mean0 = np.average(rows[present, 0], weights=w[present])
+    filled = np.where(present, rows[:, 0], mean0)
+    tol = 1e-9 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(encoding.mean[:2], [mean0, np.average(rows[:, 1], weights=w)], rtol=tol)
+    spread = [np.sqrt(np.average((filled - mean0) ** 2, weights=w)),
+              np.sqrt(np.average((rows[:, 1] - np.average(rows[:, 1], weights=w)) ** 2, weights=w))]
+    np.testing.assert_allclose(encoding.scale[:2], spread, rtol=tol)
+    assert encoding.mean[2] == pytest.approx(rows[w > 0, 2][0], rel=1e-12)  # 0.1 in X's type
+    assert encoding.scale[2] == 1.0
