@@ -378,7 +378,7 @@ def _check_float32(design: np.ndarray, start: int, index: np.ndarray | None) -> 
     i, j = past[0]
     row = int(start + i if index is None else index[start + i])
     raise DataError(f"data row {row + 1}, feature column {j}: the value standardizes to {design[i, j]:.3g}, past "
-                    "float32; expected values of the size of the training rows'")
+                    "float32; expected values on the scale of the training rows")
 
 
 def standardize_fitted(X: np.ndarray, fit: Fitter, device: torch.device, *, index: np.ndarray | None = None,
@@ -427,10 +427,8 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
     d = X.shape[1]
 
     def chunk_sums(chunk: tuple[int, np.ndarray]) -> np.ndarray:
-        """[sum of x - pilot, sum of (x - pilot)^2, min, max (, the weights' sum)] (4 or 5, d) float64 of one chunk.
-
-        Weighted, each row's terms are times its weight.
-        """
+        """[sum of x - pilot, sum of (x - pilot)^2, min, max] (4, d) float64 of one chunk; weighted, each
+        row's terms times its weight."""
         start, part = chunk
         part = np.asarray(part, dtype=dtype)
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, huge values: the fit names them
@@ -441,10 +439,9 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
                 return np.stack([*_sum_and_squares(dev), *_min_and_max(part)])
             # The ranges are of every row, weight 0 too: their NaN or infinity is found as without weights.
             w = weight[start : start + part.shape[0]]
-            return np.stack([w @ dev, w @ np.square(dev, dtype=np.float64), *_min_and_max(part),
-                             np.full(d, w.sum())])
+            return np.stack([w @ dev, w @ np.square(dev, dtype=np.float64), *_min_and_max(part)])
 
-    sums, weights = np.zeros((2, d)), 0.0
+    sums = np.zeros((2, d))
     low, high = np.full(d, np.inf), np.full(d, -np.inf)
     # Two workers halve the pass. Smaller chunks than 2 MB were slower: the dispatch per
     # chunk outweighed the cache they saved. Overflow and NaN are no warning here: the
@@ -454,9 +451,7 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
             sums += part[:2]  # in chunk order: the same sums whatever the thread count
             np.minimum(low, part[2], out=low)  # NaN propagates: the fit reports it
             np.maximum(high, part[3], out=high)
-            if weight is not None:
-                weights += part[4, 0]
-        count = float(n) if weight is None else weights  # rows, or the weights' sum
+        count = float(n) if weight is None else float(weight.sum())  # rows, or the weights' sum
         s1, s2 = sums
         total = count if count > 0 else 1.0
         moments = Moments(count, pilot + s1 / total, s2 - s1 * (s1 / total))
