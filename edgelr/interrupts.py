@@ -32,23 +32,37 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 _received: list[int] = []  # the signals that arrived, first first
+_retries: list[threading.Timer] = []  # signals to send again (below), pending
+_state = threading.Lock()  # held while a retry sends its signal, and while a command's handlers go
+_active = [False]  # whether a command's handlers are installed: a retry after its end sends nothing
 _RETRY_SECONDS = 0.05  # a signal that arrived during an import is sent again after this long
 _RETRIES = 60  # ... at most this many times (3 s: torch's import takes 1-2 s); then it is raised where it lands
 _TORCH = f"{os.sep}torch{os.sep}"  # in the file names of torch's modules
 
 
 def _handle(signum, frame) -> None:
+    if not _active[0]:  # the command is handing its handlers back: it ends anyway
+        return
     _received.append(signum)
     if _unsafe(frame) and len(_received) <= _RETRIES:  # a wait in torch's Python code must still end
         # An exception in the middle of importing torch left it half-initialized, and the
         # process crashed on the way out (SIGSEGV, SIGABRT); one inside torch's own
         # callbacks was printed and ignored. The same signal comes again, to the main
         # thread, a moment later: by then it is back in code that unwinds cleanly.
-        retry = threading.Timer(_RETRY_SECONDS, signal.pthread_kill, (threading.main_thread().ident, signum))
+        retry = threading.Timer(_RETRY_SECONDS, _send_again, (signum,))
         retry.daemon = True
+        _retries.append(retry)
         retry.start()
         return
     _raise(signum)
+
+
+def _send_again(signum: int) -> None:
+    # Only while the command's handlers are in place: after they are gone, the signal's
+    # default would kill a process that already unwound (exit -15 instead of 143).
+    with _state:
+        if _active[0]:
+            signal.pthread_kill(threading.main_thread().ident, signum)
 
 
 def _unsafe(frame) -> bool:
@@ -76,10 +90,16 @@ def catch_interruptions():
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _active[0] = True
     earlier = {s: signal.signal(s, _handle) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
+        with _state:  # no retry sends its signal from here on
+            _active[0] = False
+            for retry in _retries:
+                retry.cancel()
+            _retries.clear()
         for s, handler in earlier.items():
             signal.signal(s, handler)
         _received.clear()

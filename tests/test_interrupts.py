@@ -138,3 +138,22 @@ def test_a_handled_interruption_is_forgotten_when_the_command_ends(tmp_path):
     with fileio.atomic_path(tmp_path / "later.txt") as tmp:
         tmp.write_text("written")
     assert (tmp_path / "later.txt").read_text() == "written"
+
+
+def test_a_signal_sent_again_after_the_command_ended_does_not_kill_the_process():
+    """A SIGTERM that arrived in an import is sent again 50 ms later; when the command has ended by then
+    (its handlers handed back), nothing is sent: the default action would turn exit 143 into a kill."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from edgelr import interrupts\n"
+        "interrupts._unsafe = lambda frame: True  # as if the signal landed inside an import\n"
+        "interrupts._RETRY_SECONDS = 0.2\n"
+        "with interrupts.catch_interruptions():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)  # deferred: a retry is pending\n"
+        "    time.sleep(0.01)\n"
+        "time.sleep(0.5)  # the retry's moment has passed\n"
+        "print('alive')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, (result.returncode, result.stderr)
+    assert result.stdout.strip() == "alive"
