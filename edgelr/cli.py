@@ -181,11 +181,10 @@ def train(data, dataset, label, features, C, cv, threshold, penalty, l1_ratio, o
         where = f"{data} is past the memory budget" if streamed else "this run is under torchrun"
         raise ConfigError(f"--cv fits its folds in one process on rows in memory, and {where}; expected "
                           "cross-validation on a sample of the rows in one process, then --C at the chosen value")
-    if weight_column is not None and (data is None or streamed or {"RANK", "WORLD_SIZE"} <= set(os.environ)):
-        where = ("the built-in data sets have no weights" if data is None else f"{data} is past the memory budget"
-                 if streamed else "this run is under torchrun")
-        raise ConfigError(f"--weight-column {weight_column}: weights are read with a CSV's rows in memory, in one "
-                          f"process, and {where}; expected a CSV within --memory-budget, without torchrun")
+    if weight_column is not None and (data is None or {"RANK", "WORLD_SIZE"} <= set(os.environ)):
+        where = "the built-in data sets have no weights" if data is None else "this run is under torchrun"
+        raise ConfigError(f"--weight-column {weight_column}: weights are read with a CSV's rows in one process, "
+                          f"and {where}; expected a CSV, without torchrun")
     cluster = _torchrun_cluster(settings, device)
     if cluster is None:
         _import_meanwhile("edgelr.workflow")  # torch and the training code (~1 s) while the rows are read
@@ -477,7 +476,7 @@ def _train_job(data, params: dict, out, *, label, features, budget, streamed, va
     if streamed:
         return train_streamed(data, estimator, out, budget=budget, label=label, features=features,
                               val_fraction=val_fraction, progress=progress, cluster=cluster,
-                              threshold=threshold), None, estimator
+                              threshold=threshold, weight=weight), None, estimator
     result = train_checkpoint(dataset, estimator, out, val_fraction=val_fraction, progress=progress, cluster=cluster,
                               threshold=threshold, Cs=Cs, cv=cv)
     return result, dataset, estimator

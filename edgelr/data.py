@@ -178,6 +178,18 @@ def read_csv(
 def _weighted(table: _Table, label: str | None, features: Sequence[str] | None, options: ReadOptions,
               weight: str) -> Dataset:
     """``_labelled`` with the weight column read as one more feature, then taken out of X."""
+    feature_names, label_name = weighted_columns(table, label, features, weight)
+    data = _labelled(table, label_name, [*feature_names, weight], options)
+    w = checked_weights(table, np.ascontiguousarray(data.X[:, -1]), weight,
+                        words=data.kinds is not None and data.kinds[-1] != NUMERIC)
+    return dataclasses.replace(data, X=data.X[:, :-1], feature_names=feature_names, sample_weight=w,
+                               kinds=None if data.kinds is None else data.kinds[:-1],
+                               vocab={k: v for k, v in data.vocab.items() if k != weight})
+
+
+def weighted_columns(table: _Table, label: str | None, features: Sequence[str] | None,
+                     weight: str) -> tuple[list[str], str]:
+    """(feature names, label name) of a table read with the weight column ``weight``, which is neither."""
     table.require([weight], what="weight column")
     if label is None:  # the last column, as without weights, unless that is the weights
         label = next(c for c in reversed(table.header) if c != weight) if len(table.header) > 1 else weight
@@ -186,11 +198,17 @@ def _weighted(table: _Table, label: str | None, features: Sequence[str] | None, 
         role = "the label" if weight == label_name else "a feature"
         raise DataError(f"{table.name}: column '{weight}' is both the weight column and {role}; "
                         "expected a column of its own")
-    data = _labelled(table, label_name, [*feature_names, weight], options)
-    if data.kinds is not None and data.kinds[-1] != NUMERIC:
+    return feature_names, label_name
+
+
+def checked_weights(table: _Table, w: np.ndarray, weight: str, *, words: bool = False) -> np.ndarray:
+    """The weight column's values ``w`` (every data row's), or a DataError naming the first bad one.
+
+    ``words``: the column was read as text.
+    """
+    if words:
         raise DataError(f"{table.name}, column '{weight}': the weight column holds words; "
                         "expected numbers >= 0 (per-row sample weights)")
-    w = np.ascontiguousarray(data.X[:, -1])
     bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0)))
     if bad.size:
         value = "empty" if np.isnan(w[bad[0]]) else f"{w[bad[0]]:g}"
@@ -198,9 +216,7 @@ def _weighted(table: _Table, label: str | None, features: Sequence[str] | None, 
                         "expected a finite number >= 0")
     if not w.any():
         raise DataError(f"{table.name}, column '{weight}': every weight is 0; expected some rows to weigh more")
-    return dataclasses.replace(data, X=data.X[:, :-1], feature_names=feature_names, sample_weight=w,
-                               kinds=None if data.kinds is None else data.kinds[:-1],
-                               vocab={k: v for k, v in data.vocab.items() if k != weight})
+    return w
 
 
 def _labelled(table: _Table, label: str | None, features: Sequence[str] | None, options: ReadOptions) -> Dataset:

@@ -166,10 +166,15 @@ ONE_PROCESS = Ranks()
 
 
 def stats_of(chunks: Iterable[np.ndarray], layout: Layout) -> ColumnStats:
+    return weighted_stats_of(((chunk, None) for chunk in chunks), layout)
+
+
+def weighted_stats_of(chunks: Iterable[tuple[np.ndarray, np.ndarray | None]], layout: Layout) -> ColumnStats:
+    """The stats of (raw rows, their weights or None) chunks: each row counted as many times as it weighs."""
     total = ColumnStats.empty(layout)
-    for chunk in chunks:
+    for chunk, weight in chunks:
         if chunk.shape[0]:
-            total = total.merge(ColumnStats.of(chunk, layout))
+            total = total.merge(ColumnStats.of(chunk, layout, weight))
     return total
 
 

@@ -21,15 +21,18 @@ import numpy as np
 
 from edgelr.data import (
     DEFAULT_READ,
+    NUMERIC,
     Columns,
     NotAllNumeric,
     ReadOptions,
+    checked_weights,
     encode_labels,
     integral_as_int,
     is_regular_file,
     labels_from_cells,
     numeric_chunks,
     open_table,
+    weighted_columns,
 )
 from edgelr.errors import ConfigError
 
@@ -88,6 +91,7 @@ class CachedTable:
     cached_rows: int = 0
     kinds: list[str] | None = None  # None: every feature is numeric
     vocab: dict[str, list[str]] = field(default_factory=dict)
+    sample_weight: np.ndarray | None = None  # (n_rows,) float64 from --weight-column, or None
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) (row numbers of the whole file) as float64 (stop - start, n_features)."""
@@ -104,31 +108,45 @@ def chunk_rows_for(budget: int, n_features: int) -> int:
 
 
 def cache_csv(path: str | os.PathLike, folder: str, *, label: str | None, features, budget: int,
-              options: ReadOptions = DEFAULT_READ) -> CachedTable:
-    """One pass over the CSV into ``folder``; same errors (file, line, column) as read_csv."""
+              options: ReadOptions = DEFAULT_READ, weight: str | None = None) -> CachedTable:
+    """One pass over the CSV into ``folder``; same errors (file, line, column) as read_csv.
+
+    ``weight``: a column of per-row sample weights (``--weight-column``), kept in memory
+    (8 bytes a row) and checked as read_csv checks it.
+    """
     with open_table(path) as table:
-        feature_names, label_name = table.columns(label, features)
-        columns = Columns(table.name, feature_names, options)
-        cols = [table.header.index(n) for n in feature_names]
+        if weight is None:
+            feature_names, label_name = table.columns(label, features)
+        else:
+            feature_names, label_name = weighted_columns(table, label, features, weight)
+        read = feature_names + ([weight] if weight is not None else [])  # the weights: one more column, taken out
+        columns = Columns(table.name, read, options)
+        cols = [table.header.index(n) for n in read]
         label_col = table.header.index(label_name)
         width = len(table.header)
         rows = chunk_rows_for(budget, width)
         cache = os.path.join(folder, "features.f64")
         kinds = None  # the numeric fast path: every column numeric
+        weighted = weight is not None
         try:
             if options.categorical:
                 raise NotAllNumeric("--categorical columns are text")
-            codes, values = _write_cache(numeric_chunks(table.path, width, rows), cache, cols, label_col)
+            codes, values, w = _write_cache(numeric_chunks(table.path, width, rows), cache, cols, label_col, weighted)
             classes, y_values = encode_labels(integral_as_int(values), where=f"{table.name}, column '{label_name}'")
         except NotAllNumeric:
             # Text, quotes, missing or bad cells: the exact reader reads the file (and names any problem).
-            codes, cells = _write_cache_exact(table, cache, columns, label_name)
+            codes, cells, w = _write_cache_exact(table, cache, columns, label_name, weighted)
             columns.finish()
             kinds = list(columns.kinds)
             classes, y_values = labels_from_cells(cells, where=f"{table.name}, column '{label_name}'")
+        vocab = columns.vocabularies()
+        if weighted:
+            w = checked_weights(table, w, weight, words=kinds is not None and kinds[-1] != NUMERIC)
+            kinds = None if kinds is None else kinds[:-1]
+            vocab.pop(weight, None)
         y = y_values[codes].astype(np.int32)
-        return CachedTable(cache, int(y.size), len(cols), y, classes, feature_names, label_name, table.name,
-                           kinds=kinds, vocab=columns.vocabularies())
+        return CachedTable(cache, int(y.size), len(feature_names), y, classes, feature_names, label_name, table.name,
+                           kinds=kinds, vocab=vocab, sample_weight=w)
 
 
 def cache_csv_share(path: str | os.PathLike, folder: str, *, label: str | None, features, budget: int,
@@ -148,33 +166,43 @@ def cache_csv_share(path: str | os.PathLike, folder: str, *, label: str | None, 
     cache = os.path.join(folder, "features.f64")
     try:
         chunks = numeric_chunks(name, width, chunk_rows_for(budget, width), (part, parts))
-        codes, values = _write_cache(chunks, cache, cols, label_col)
+        codes, values, _ = _write_cache(chunks, cache, cols, label_col)
     except NotAllNumeric:
         return None
     return feature_names, label_name, cache, values[codes]
 
 
-def _write_cache(blocks: Iterator[np.ndarray], cache: str, cols: list[int], label_col: int):
-    """(codes per row into the distinct label values, those values) from numeric blocks."""
+def _write_cache(blocks: Iterator[np.ndarray], cache: str, cols: list[int], label_col: int, weighted: bool = False):
+    """(codes per row into the distinct label values, those values, the weights or None) from numeric blocks.
+
+    ``weighted``: the last of ``cols`` is the weight column, kept apart from the cache.
+    """
     distinct: dict[float, int] = {}
-    codes = []
+    codes, weights = [], []
+    features = cols[:-1] if weighted else cols
     with open(cache, "wb") as out:
         for block in blocks:
-            np.ascontiguousarray(block[:, cols]).tofile(out)
+            np.ascontiguousarray(block[:, features]).tofile(out)
             codes.append(_codes(block[:, label_col].tolist(), distinct))
+            if weighted:
+                weights.append(block[:, cols[-1]].copy())
     if not codes:
         raise NotAllNumeric("no data rows")  # the exact reader words the error
-    return np.concatenate(codes), np.asarray(list(distinct), dtype=np.float64)
+    return (np.concatenate(codes), np.asarray(list(distinct), dtype=np.float64),
+            np.concatenate(weights) if weighted else None)
 
 
-def _write_cache_exact(table, cache: str, columns: Columns, label_name: str):
+def _write_cache_exact(table, cache: str, columns: Columns, label_name: str, weighted: bool = False):
+    """``_write_cache`` through the exact reader: label cells, not values."""
     with open(cache, "wb") as out:  # the table's own handle has read only the header
         distinct: dict[str, int] = {}
-        codes = []
+        codes, weights = [], []
         for X, cells in table.blocks(columns, label_name):
-            np.ascontiguousarray(X).tofile(out)
+            np.ascontiguousarray(X[:, :-1] if weighted else X).tofile(out)
             codes.append(_codes(cells, distinct))
-    return np.concatenate(codes), list(distinct)
+            if weighted:
+                weights.append(X[:, -1].copy())
+    return np.concatenate(codes), list(distinct), np.concatenate(weights) if weighted else None
 
 
 def _codes(values: list, distinct: dict) -> np.ndarray:

@@ -26,7 +26,16 @@ import numpy as np
 import torch
 
 from edgelr.data import CACHE_CELLS, Moments, check_finite_matrix
-from edgelr.encoding import ONE_PROCESS, ColumnStats, Encoding, EncodingSpec, Layout, Ranks, fit_encoding
+from edgelr.encoding import (
+    ONE_PROCESS,
+    ColumnStats,
+    Encoding,
+    EncodingSpec,
+    Layout,
+    Ranks,
+    fit_encoding,
+    weighted_stats_of,
+)
 from edgelr.errors import DataError
 
 # Rows per block: about 8 MB of float32 features, so a block stays in the CPU's shared
@@ -242,11 +251,8 @@ def _encode_in_memory(X, layout, spec, y, sample_weight, device, index, ranks, i
 
 def _weighted_stats(X: np.ndarray, index: np.ndarray | None, layout: Layout, weight: np.ndarray) -> ColumnStats:
     """The stats of rows ``index`` of raw X, each row counted as many times as it weighs (``ColumnStats.of``)."""
-    total = ColumnStats.empty(layout)
-    for start, part in row_chunks(X, index, CACHE_CELLS):
-        total = total.merge(ColumnStats.of(np.asarray(part, dtype=np.float64), layout,
-                                           weight[start : start + part.shape[0]]))
-    return total
+    return weighted_stats_of(((np.asarray(part, dtype=np.float64), weight[start : start + part.shape[0]])
+                              for start, part in row_chunks(X, index, CACHE_CELLS)), layout)
 
 
 def encoder(encoding: Encoding, layout: Layout) -> Encoder:

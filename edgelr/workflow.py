@@ -18,7 +18,7 @@ import torch
 
 from edgelr.checkpoint import build_model, encoding_of, load_checkpoint
 from edgelr.data import Dataset, read_label_cells, stratified_split
-from edgelr.encoding import ONE_PROCESS, Layout, fit_encoding
+from edgelr.encoding import ONE_PROCESS, Layout, fit_encoding, weighted_stats_of
 from edgelr.errors import ConfigError, DataError, ModelFileError
 from edgelr.estimator import LogisticRegression
 from edgelr.metrics import MetricsAccumulator, classification_metrics
@@ -122,10 +122,13 @@ def train_streamed(
     progress: ProgressFn | None = None,
     cluster: Cluster | None = None,
     threshold: ThresholdRule | None = None,
+    weight: str | None = None,
 ) -> TrainResult:
     """``train_checkpoint`` for a CSV bigger than ``budget`` bytes: rows stream from a disk cache.
 
     The cells are read as ``estimator.read_options()`` says (text columns, missing cells).
+    ``weight``: the column of per-row sample weights (one process only), which weigh the
+    encoding's statistics as in memory (``encode_in_memory``'s ``row_weight``).
     Peak memory is the chunks (a quarter of the budget) plus a few numbers per row
     (labels, the split, one score per row for the ROC AUC); lbfgs reaches the
     in-memory optimum because each evaluation still sums over every training row.
@@ -139,8 +142,12 @@ def train_streamed(
     options = estimator.read_options()
     with scratch_folder() as folder:
         if cluster is None:
-            table = cache_csv(path, folder, label=label, features=features, budget=budget, options=options)
+            table = cache_csv(path, folder, label=label, features=features, budget=budget, options=options,
+                              weight=weight)
         else:
+            if weight is not None:
+                raise ConfigError(f"--weight-column {weight}: weights are read in one process; expected a run "
+                                  "without torchrun")
             from edgelr.distributed import cache_share
 
             table = cache_share(path, folder, label=label, features=features, budget=budget, cluster=cluster,
@@ -156,12 +163,16 @@ def train_streamed(
             return StreamedRows(table.read, table.y, rows[mine], None if weights is None else weights[mine],
                                 encode, device, chunk, n_features=table.n_features)
 
+        row_weight = _rows_of(table.sample_weight, train_rows)  # --weight-column
         raw_rows = source(train_rows, None, None)  # chunks() yields them raw
         with _in(table.source):
-            encoding = fit_encoding(layout, spec, lambda: (raw for _, raw in raw_rows.chunks()),
+            # Weighted as in memory (encode_in_memory's row_weight): a median's encoding is of the rows unweighted.
+            stats = None if row_weight is None or spec.impute == "median" else weighted_stats_of(
+                ((raw, row_weight[where]) for where, raw in raw_rows.chunks()), layout)
+            encoding = fit_encoding(layout, spec, lambda: (raw for _, raw in raw_rows.chunks()), stats=stats,
                                     ranks=cluster or ONE_PROCESS)
         encode = encoder(encoding, layout)
-        weights = estimator.sample_weight(table.y[train_rows], table.classes)
+        weights = estimator.sample_weight(table.y[train_rows], table.classes, row_weight)  # global class counts
         estimator.fit_rows(
             source(train_rows, weights, encode),
             classes=table.classes, encoding=encoding, device=device,
