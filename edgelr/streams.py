@@ -32,10 +32,10 @@ import numpy as np
 from edgelr.data import _NUMBER, MISSING_TOKENS, check_header, csv_numbers, missing_problem
 from edgelr.errors import DataError
 
-BATCH_ROWS = 65_536
-# A pipe's batches are smaller: its rows wait in a queue as parsed records (~2 KB for 30 cells), and the
-# queue plus the batch being scored must stay within predict's flat memory.
-LIVE_BATCH_ROWS = 4_096
+# Cells per batch of parsed records. A record is Python strings, ~60 bytes a cell: batches of 65,536 rows
+# of 31 cells held ~390 MiB; by cells, a batch is ~4,000 such rows (~85 MiB in all, as fast) whatever the
+# width. A pipe's rows also wait in a queue of one batch's size, parsed.
+BATCH_CELLS = 131_072
 FORMATS = ("csv", "jsonl")
 _END = object()
 
@@ -97,13 +97,13 @@ def open_source(data: str) -> tuple[io.BufferedReader, str, bool]:
         raise DataError(f"{data}: cannot be read ({exc.strerror or exc})") from exc
 
 
-def batches(records: Iterator, live: bool, rows: int | None = None) -> Iterator[list]:
-    """Lists of up to ``rows`` records (BATCH_ROWS; LIVE_BATCH_ROWS when ``live``); when ``live``, of
-    those that have arrived (at least one).
+def batches(records: Iterator, live: bool, width: int) -> Iterator[list]:
+    """Lists of up to ``batch_rows(width)`` records of ``width`` cells; when ``live``, of those that have
+    arrived (at least one).
 
     The records are produced on a thread when live (an exception there is raised here).
     """
-    rows = rows or (LIVE_BATCH_ROWS if live else BATCH_ROWS)
+    rows = batch_rows(width)
     if not live:
         batch = []
         for record in records:
@@ -144,6 +144,11 @@ def batches(records: Iterator, live: bool, rows: int | None = None) -> Iterator[
                 break
         if batch:
             yield batch
+
+
+def batch_rows(width: int) -> int:
+    """Records per batch for records of ``width`` cells."""
+    return max(64, BATCH_CELLS // max(width, 1))
 
 
 class _Failure:
@@ -218,7 +223,7 @@ def csv_source(handle, name: str, live: bool, *, numeric: Sequence[str], text: S
     text_cols = [header.index(n) for n in text]
     label_col = header.index(label) if label else None
     any_rows = False
-    for batch in batches(records(), live):
+    for batch in batches(records(), live, width):
         any_rows = True
         line_numbers = [b[0] for b in batch]
         rows = [b[1] for b in batch]
@@ -318,7 +323,8 @@ def jsonl_source(handle, name: str, live: bool, *, numeric: Sequence[str], text:
                             "expected UTF-8 JSON Lines") from exc
 
     checked = False
-    for batch in batches(records(), live):
+    # A record holds the line's every key; the keys asked for stand for its width.
+    for batch in batches(records(), live, len(numeric) + len(text) + len(keep) + 1):
         objs = [b[1] for b in batch]
         numbers_of = [b[0] for b in batch]
         if keep and not checked:

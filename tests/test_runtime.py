@@ -198,6 +198,72 @@ def test_evaluate_unknown_label(tmp_path, binary_onnx):
     assert result.exit_code == 1 and "label '7' is not one of the model's classes 0, 1" in result.stderr
 
 
+def _labelled_rows(n: int, seed: int = 5) -> tuple[np.ndarray, list[str]]:
+    """(X, label cells): rows on the training data's scale, labels spelled as files spell them."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(0.0, 2.0, size=(n, 5))
+    spellings = {0: ["0", "0.0", " 0"], 1: ["1", "1.0", "1e0"]}
+    y = (X[:, 0] + rng.normal(size=n) > 0).astype(int)
+    return X, [spellings[int(c)][i % 3] for i, c in enumerate(y)]
+
+
+def _write_labelled(path: Path, X: np.ndarray, cells: list[str], newline: str = "\n") -> Path:
+    with open(path, "w", newline="") as handle:
+        handle.write("f0,f1,f2,f3,f4,y" + newline)
+        handle.writelines(",".join(f"{v:.7g}" for v in row) + f",{c}{newline}" for row, c in zip(X, cells))
+    return path
+
+
+def test_evaluate_streams_a_clean_file_block_by_block_and_matches_sklearn(tmp_path, binary, binary_onnx,
+                                                                           monkeypatch):
+    """A numeric file of several parse blocks goes through the fast parse (the whole-file reader is
+    disabled) and gives scikit-learn's metrics of the Predictor's probabilities."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    import edgelr.scoring as scoring
+
+    X, cells = _labelled_rows(40_000)
+    path = _write_labelled(tmp_path / "clean.csv", X, cells)
+    assert path.stat().st_size > 3 * (1 << 19)  # more than three of csvblocks' blocks
+
+    def whole_file(*args, **kwargs):
+        raise AssertionError("the whole-file reader read a clean file")
+
+    monkeypatch.setattr(scoring, "read_label_cells", whole_file)
+    result = CliRunner().invoke(main, ["evaluate", str(binary_onnx), str(path), "--label", "y", "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    values = np.array([[float(f"{v:.7g}") for v in row] for row in X])  # as written
+    y = np.array([int(float(c)) for c in cells])
+    proba = binary.predict_proba(values)
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(y, proba[:, 1] > binary.threshold), abs=1e-12)
+    assert metrics["log_loss"] == pytest.approx(log_loss(y, proba.astype(np.float64)), rel=1e-9)
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(y, proba[:, 1]), rel=1e-12)
+    assert metrics["f1"] == pytest.approx(f1_score(y, proba[:, 1] > binary.threshold), rel=1e-12)
+
+
+def test_evaluate_of_a_file_the_fast_parse_declines_is_the_exact_readers(tmp_path, binary_onnx):
+    """CRLF lines and one quoted cell send the file to the exact reader: the same metrics to the bit as the
+    clean file's; a label that is no class, or an empty one, says what it always said."""
+    X, cells = _labelled_rows(2_000)
+    clean = _write_labelled(tmp_path / "clean.csv", X, cells)
+    quoted = _write_labelled(tmp_path / "quoted.csv", X, cells, newline="\r\n")
+    text = quoted.read_text().replace(f",{cells[1500]}\r\n", f',"{cells[1500]}"\r\n', 1)
+    quoted.write_text(text)
+
+    def evaluate(path):
+        return CliRunner().invoke(main, ["evaluate", str(binary_onnx), str(path), "--label", "y", "--json"])
+
+    fast, exact = evaluate(clean), evaluate(quoted)
+    assert fast.exit_code == 0 and exact.exit_code == 0, fast.output + exact.output
+    assert json.loads(fast.stdout) == json.loads(exact.stdout)
+    for cell, message in (("7", "label '7' is not one of the model's classes 0, 1"),
+                          ("", "line 1802, column 'y': empty label")):
+        bad = _write_labelled(tmp_path / "bad.csv", X, [*cells[:1800], cell, *cells[1801:]])
+        result = evaluate(bad)
+        assert result.exit_code == 1 and message in result.stderr, result.output
+
+
 def test_runtime_and_predict_import_no_torch_or_onnx(binary_onnx, tmp_path):
     path = write_csv(tmp_path / "in.csv", ["f0", "f1", "f2", "f3", "f4"], [[1, 2, 3, 4, 5]])
     code = (
