@@ -301,7 +301,7 @@ def _read_table_pandas(table: _Table, feature_names: list[str], label_name: str,
         vocab[name] = [str(v) for v in uniques]
     codes, uniques = pd.factorize(frame.iloc[:, position[label_name]].to_numpy(dtype=object))
     names = np.array([v.strip() for v in uniques], dtype=object)  # label cells are stripped, as _label_cells does
-    if any(not c or c in MISSING_TOKENS or _non_finite_label(c) for c in names):
+    if any(not c or c in MISSING_TOKENS or non_finite_label(c) for c in names):
         return None
     return X, names[codes].tolist(), kinds, vocab
 
@@ -797,7 +797,7 @@ class _Table:
         cells = [row[col].strip() for row in chunk]
         for value, line in zip(cells, lines):
             problem = ("empty label" if not value else f"missing label '{value}'" if value in MISSING_TOKENS
-                       else _non_finite_label(value))
+                       else non_finite_label(value))
             if problem:
                 raise DataError(
                     f"{self.name}, line {line}, column '{self.header[col]}': {problem}; "
@@ -1123,7 +1123,7 @@ class Columns:
         return {n: list(v) for n, v, k in zip(self.names, self.vocab, self.kinds) if k == TEXT}
 
 
-def _non_finite_label(value: str) -> str | None:
+def non_finite_label(value: str) -> str | None:
     """'nan', 'inf', ... read as numbers but name no class: an error, not a string class."""
     try:
         number = float(value)

@@ -13,10 +13,17 @@ from typing import TextIO
 import numpy as np
 
 from edgelr.csvblocks import NotFast, PredictionWriter, numeric_blocks
-from edgelr.data import is_regular_file, iter_raw_blocks, open_table, read_label_cells
+from edgelr.data import (
+    MISSING_TOKENS,
+    is_regular_file,
+    iter_raw_blocks,
+    non_finite_label,
+    open_table,
+    read_label_cells,
+)
 from edgelr.errors import DataError
 from edgelr.metrics import classification_metrics
-from edgelr.runtime import Drift, Predictor
+from edgelr.runtime import Drift, Predictor, PredictorError
 from edgelr.streams import Block, JsonLinesWriter, csv_source, format_of, jsonl_source, open_source
 
 
@@ -177,11 +184,64 @@ def feature_blocks(predictor: Predictor, data: str | os.PathLike, progress: Call
 
 
 def evaluate_csv(predictor: Predictor, data: str | os.PathLike, label: str) -> dict[str, float]:
-    """Metrics of the model on a labelled CSV (spec section 3's metrics)."""
-    numbers, text, cells = read_label_cells(data, predictor.feature_names, label, predictor.categorical_names,
-                                            allow_missing=predictor.impute is not None)
-    y = class_indices(cells, predictor.classes, where=f"{os.fspath(data)}, column '{label}'")
-    return classification_metrics(y, predictor.score(numbers, text)[1], _threshold(predictor))
+    """Metrics of the model on a labelled CSV (spec section 3's metrics).
+
+    A regular file of a model without text columns streams through edgelr.csvblocks' fast
+    parse: memory stays a few numbers per row. Anything that parse declines, or any error
+    (a label that is not a class, a row the model cannot score), sends the file to the
+    exact reader, which reads it whole and says what it always said.
+    """
+    scored = _fast_scores(predictor, os.fspath(data), label)
+    if scored is None:
+        numbers, text, cells = read_label_cells(data, predictor.feature_names, label, predictor.categorical_names,
+                                                allow_missing=predictor.impute is not None)
+        y = class_indices(cells, predictor.classes, where=f"{os.fspath(data)}, column '{label}'")
+        scored = y, predictor.score(numbers, text)[1]
+    return classification_metrics(*scored, _threshold(predictor))
+
+
+def _fast_scores(predictor: Predictor, path: str, label: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(class index, probabilities) of every row of a clean numeric CSV, block by block; None where the
+    exact reader must read it."""
+    if predictor.categorical_names or not is_regular_file(path):
+        return None
+    with open_table(path) as table:  # the header's checks and messages are the exact reader's
+        table.require([*predictor.feature_names, label], what="column")
+        header = table.header
+    classes = _ClassCells(predictor.classes)
+    ys, probabilities = [], []
+    try:
+        for values, kept in numeric_blocks(path, len(header), [header.index(n) for n in predictor.feature_names],
+                                           keep=[header.index(label)]):
+            ys.append(classes.indices(kept))
+            probabilities.append(predictor.predict_proba(values))
+    except (NotFast, PredictorError):  # the exact reader scores every row at once: its message names the row
+        return None
+    if not ys:
+        return None  # the exact reader words the empty file
+    return np.concatenate(ys), np.concatenate(probabilities)
+
+
+class _ClassCells:
+    """Label cells (as csvblocks keeps them: each followed by a comma) -> class indices, each distinct cell
+    looked up once; a cell the exact reader would refuse, or no class's, raises NotFast."""
+
+    def __init__(self, classes: list):
+        self.index = {_key(c): i for i, c in enumerate(classes)}
+        self.seen: dict[str, int] = {}
+
+    def indices(self, kept: list[str]) -> np.ndarray:
+        seen = self.seen
+        return np.fromiter((seen[c] if c in seen else self._look_up(c) for c in kept), dtype=np.int64,
+                           count=len(kept))
+
+    def _look_up(self, kept: str) -> int:
+        value = kept[:-1].strip()
+        found = None if not value or value in MISSING_TOKENS or non_finite_label(value) else self.index.get(_key(value))
+        if found is None:
+            raise NotFast(f"label cell {value!r}")
+        self.seen[kept] = found
+        return found
 
 
 def evaluate_rows(predictor: Predictor, data: str, label: str, *, in_format: str | None = None) -> dict[str, float]:
