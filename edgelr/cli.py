@@ -181,10 +181,9 @@ def train(data, dataset, label, features, C, cv, threshold, penalty, l1_ratio, o
         where = f"{data} is past the memory budget" if streamed else "this run is under torchrun"
         raise ConfigError(f"--cv fits its folds in one process on rows in memory, and {where}; expected "
                           "cross-validation on a sample of the rows in one process, then --C at the chosen value")
-    if weight_column is not None and (data is None or {"RANK", "WORLD_SIZE"} <= set(os.environ)):
-        where = "the built-in data sets have no weights" if data is None else "this run is under torchrun"
-        raise ConfigError(f"--weight-column {weight_column}: weights are read with a CSV's rows in one process, "
-                          f"and {where}; expected a CSV, without torchrun")
+    if weight_column is not None and data is None:
+        raise ConfigError(f"--weight-column {weight_column}: the built-in data sets have no weights; expected a CSV "
+                          "with a column of per-row weights")
     cluster = _torchrun_cluster(settings, device)
     if cluster is None:
         _import_meanwhile("edgelr.workflow")  # torch and the training code (~1 s) while the rows are read
@@ -466,7 +465,8 @@ def _train_job(data, params: dict, out, *, label, features, budget, streamed, va
     elif not streamed and cluster is not None and not whole:
         from edgelr.distributed import read_share
 
-        dataset = read_share(data, label=label, features=features, cluster=cluster, options=options)  # its rows
+        dataset = read_share(data, label=label, features=features, cluster=cluster, options=options,
+                             weight=weight)  # its rows
     elif not streamed:
         dataset = read_csv(data, label=label, features=features, options=options, weight=weight)
     from edgelr.estimator import LogisticRegression

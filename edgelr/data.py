@@ -319,25 +319,32 @@ def read_raw(path: str | os.PathLike, numeric: Sequence[str], text: Sequence[str
 
 
 def read_numeric_share(path: str | os.PathLike, *, label: str | None, features: Sequence[str] | None,
-                       part: int, parts: int) -> tuple[list[str], str, np.ndarray, np.ndarray] | None:
-    """(feature names, label name, X, label values) of the ``part``-th of ``parts`` slices of the file.
+                       part: int, parts: int, weight: str | None = None
+                       ) -> tuple[list[str], str, np.ndarray, np.ndarray, np.ndarray | None] | None:
+    """(feature names, label name, X, label values, weights or None) of the ``part``-th of ``parts`` slices of the file.
 
     The data lines are cut into ``parts`` byte ranges at line ends, so each part reads
     only its own bytes (one rank's share under torchrun) and the parts, in order, are the
     file's rows in order. Only an all-numeric regular file takes this path: anything
     else returns None, and the caller reads the whole file with the exact reader, which
-    names the line and column of any problem.
+    names the line and column of any problem. ``weight``: the weight column (unchecked:
+    see ``checked_weights``), neither a feature nor the label.
     """
     if not is_regular_file(os.fspath(path)):
         return None  # first: a pipe can be read once only, and the exact reader must have it whole
     with _Table(path) as table:
-        feature_names, label_name = table.columns(label, features)
+        if weight is None:
+            feature_names, label_name = table.columns(label, features)
+        else:
+            feature_names, label_name = weighted_columns(table, label, features, weight)
         header, name = table.header, table.name
     with byte_range_stream(name, part, parts, header=True) as stream:
         rows = _all_numeric(stream, len(header))
     if rows is None:
         return None
-    return feature_names, label_name, _select(rows, header, feature_names), rows[:, header.index(label_name)]
+    weights = None if weight is None else np.ascontiguousarray(rows[:, header.index(weight)])
+    return (feature_names, label_name, _select(rows, header, feature_names), rows[:, header.index(label_name)],
+            weights)
 
 
 def byte_range(path: str, part: int, parts: int) -> tuple[bytes, int, int]:

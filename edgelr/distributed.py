@@ -15,7 +15,17 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from edgelr.data import DEFAULT_READ, Dataset, ReadOptions, encode_labels, integral_as_int, read_csv, read_numeric_share
+from edgelr.data import (
+    DEFAULT_READ,
+    Dataset,
+    ReadOptions,
+    checked_weights,
+    encode_labels,
+    integral_as_int,
+    open_table,
+    read_csv,
+    read_numeric_share,
+)
 from edgelr.encoding import ColumnStats, Ranks
 from edgelr.errors import ConfigError
 from edgelr.metrics import MetricsAccumulator
@@ -107,35 +117,47 @@ class Cluster(Ranks):
 
 
 def read_share(path: str | os.PathLike, *, label: str | None, features: list[str] | None, cluster: Cluster,
-               options: ReadOptions = DEFAULT_READ) -> Dataset:
-    """The CSV as this rank needs it: its own slice of the rows, and every row's label.
+               options: ReadOptions = DEFAULT_READ, weight: str | None = None) -> Dataset:
+    """The CSV as this rank needs it: its own slice of the rows, and every row's label (and weight).
 
     Each rank parses only its byte range of an all-numeric file; the labels (one number
-    per row) are gathered so every rank makes the same classes and the same stratified
-    split. If any rank cannot take that path (text labels, a bad cell, a pipe), every
-    rank reads the whole file with the exact reader instead, which names any problem.
+    per row) and the weights of ``weight`` are gathered so every rank makes the same
+    classes, the same stratified split and the same class weights. If any rank cannot
+    take that path (text labels, a bad cell, a pipe), every rank reads the whole file
+    with the exact reader instead, which names any problem.
     """
     share = None if options.categorical else read_numeric_share(path, label=label, features=features,
-                                                                 part=cluster.rank, parts=cluster.world_size)
+                                                                 part=cluster.rank, parts=cluster.world_size,
+                                                                 weight=weight)
     if not cluster.everyone(share is not None):
-        return read_csv(path, label=label, features=features, options=options)
-    feature_names, label_name, X, label_values = share
+        return read_csv(path, label=label, features=features, options=options, weight=weight)
+    feature_names, label_name, X, label_values, weights = share
     classes, y, first_row = _labels_of_all_rows(cluster, path, label_name, label_values)
-    return Dataset(X, y, feature_names, classes, label_name, os.fspath(path), first_row=first_row)
+    return Dataset(X, y, feature_names, classes, label_name, os.fspath(path), first_row=first_row,
+                   sample_weight=_weights_of_all_rows(cluster, path, weight, weights))
 
 
 def cache_share(path: str | os.PathLike, folder: str, *, label: str | None, features: list[str] | None, budget: int,
-                cluster: Cluster, options: ReadOptions = DEFAULT_READ) -> CachedTable:
+                cluster: Cluster, options: ReadOptions = DEFAULT_READ, weight: str | None = None) -> CachedTable:
     """``cache_csv`` past the memory budget, each rank caching only its byte range (as read_share)."""
     share = None if options.categorical else cache_csv_share(path, folder, label=label, features=features,
                                                               budget=budget, part=cluster.rank,
-                                                              parts=cluster.world_size)
+                                                              parts=cluster.world_size, weight=weight)
     if not cluster.everyone(share is not None):
-        return cache_csv(path, folder, label=label, features=features, budget=budget, options=options)
-    feature_names, label_name, cache, label_values = share
+        return cache_csv(path, folder, label=label, features=features, budget=budget, options=options, weight=weight)
+    feature_names, label_name, cache, label_values, weights = share
     classes, y, first_row = _labels_of_all_rows(cluster, path, label_name, label_values)
     return CachedTable(cache, int(y.size), len(feature_names), y.astype(np.int32), classes, feature_names, label_name,
-                       os.fspath(path), first_row=first_row, cached_rows=int(label_values.size))
+                       os.fspath(path), first_row=first_row, cached_rows=int(label_values.size),
+                       sample_weight=_weights_of_all_rows(cluster, path, weight, weights))
+
+
+def _weights_of_all_rows(cluster: Cluster, path, weight: str | None, values: np.ndarray | None) -> np.ndarray | None:
+    """Every row's weight (rank order), checked as read_csv checks them; None without a weight column."""
+    if weight is None:
+        return None
+    with open_table(path) as table:
+        return checked_weights(table, cluster.gather_rows(values), weight)
 
 
 def _labels_of_all_rows(cluster: Cluster, path, label_name: str, values: np.ndarray) -> tuple[list, np.ndarray, int]:

@@ -150,26 +150,30 @@ def cache_csv(path: str | os.PathLike, folder: str, *, label: str | None, featur
 
 
 def cache_csv_share(path: str | os.PathLike, folder: str, *, label: str | None, features, budget: int,
-                    part: int, parts: int) -> tuple[list[str], str, str, np.ndarray] | None:
+                    part: int, parts: int, weight: str | None = None
+                    ) -> tuple[list[str], str, str, np.ndarray, np.ndarray | None] | None:
     """The ``part``-th of ``parts`` byte ranges of an all-numeric CSV into ``folder``.
 
-    (feature names, label name, cache path, label value per cached row), or None when
-    the file is not all numbers (the caller then caches the whole file, whose exact
-    reader names any problem).
+    (feature names, label name, cache path, label value per cached row, weight per cached
+    row or None), or None when the file is not all numbers (the caller then caches the
+    whole file, whose exact reader names any problem). The weights are not checked here.
     """
     if not is_regular_file(os.fspath(path)):
         return None  # first: a pipe can be read once only, and the exact reader must have it whole
     with open_table(path) as table:
-        feature_names, label_name = table.columns(label, features)
-        cols = [table.header.index(n) for n in feature_names]
+        if weight is None:
+            feature_names, label_name = table.columns(label, features)
+        else:
+            feature_names, label_name = weighted_columns(table, label, features, weight)
+        cols = [table.header.index(n) for n in feature_names + ([weight] if weight is not None else [])]
         label_col, width, name = table.header.index(label_name), len(table.header), table.name
     cache = os.path.join(folder, "features.f64")
     try:
         chunks = numeric_chunks(name, width, chunk_rows_for(budget, width), (part, parts))
-        codes, values, _ = _write_cache(chunks, cache, cols, label_col)
+        codes, values, weights = _write_cache(chunks, cache, cols, label_col, weight is not None)
     except NotAllNumeric:
         return None
-    return feature_names, label_name, cache, values[codes]
+    return feature_names, label_name, cache, values[codes], weights
 
 
 def _write_cache(blocks: Iterator[np.ndarray], cache: str, cols: list[int], label_col: int, weighted: bool = False):

@@ -127,8 +127,8 @@ def train_streamed(
     """``train_checkpoint`` for a CSV bigger than ``budget`` bytes: rows stream from a disk cache.
 
     The cells are read as ``estimator.read_options()`` says (text columns, missing cells).
-    ``weight``: the column of per-row sample weights (one process only), which weigh the
-    encoding's statistics as in memory (``encode_in_memory``'s ``row_weight``).
+    ``weight``: the column of per-row sample weights, which weigh the encoding's
+    statistics as in memory (``encode_in_memory``'s ``row_weight``).
     Peak memory is the chunks (a quarter of the budget) plus a few numbers per row
     (labels, the split, one score per row for the ROC AUC); lbfgs reaches the
     in-memory optimum because each evaluation still sums over every training row.
@@ -145,13 +145,10 @@ def train_streamed(
             table = cache_csv(path, folder, label=label, features=features, budget=budget, options=options,
                               weight=weight)
         else:
-            if weight is not None:
-                raise ConfigError(f"--weight-column {weight}: weights are read in one process; expected a run "
-                                  "without torchrun")
             from edgelr.distributed import cache_share
 
             table = cache_share(path, folder, label=label, features=features, budget=budget, cluster=cluster,
-                                options=options)
+                                options=options, weight=weight)
         chunk = chunk_rows_for(budget, table.n_features)
         train_rows, val_rows = stratified_split(table.y, val_fraction, estimator.seed)
         _check_threshold(threshold, table.classes, val_rows, table.source)
@@ -167,8 +164,9 @@ def train_streamed(
         raw_rows = source(train_rows, None, None)  # chunks() yields them raw
         with _in(table.source):
             # Weighted as in memory (encode_in_memory's row_weight): a median's encoding is of the rows unweighted.
-            stats = None if row_weight is None or spec.impute == "median" else weighted_stats_of(
-                ((raw, row_weight[where]) for where, raw in raw_rows.chunks()), layout)
+            mine = None if row_weight is None else row_weight[pick(train_rows)]  # this rank's rows' weights
+            stats = None if mine is None or spec.impute == "median" else weighted_stats_of(
+                ((raw, mine[where]) for where, raw in raw_rows.chunks()), layout)
             encoding = fit_encoding(layout, spec, lambda: (raw for _, raw in raw_rows.chunks()), stats=stats,
                                     ranks=cluster or ONE_PROCESS)
         encode = encoder(encoding, layout)

@@ -276,3 +276,57 @@ def test_l1_streamed_and_under_torchrun_land_on_the_in_memory_model_and_its_zero
     for other in ("str.pt", "two.pt"):
         np.testing.assert_array_equal(LogisticRegression.load(tmp_path / other).coef_ == 0, memory == 0)
         assert max_diff(tmp_path / "mem.pt", tmp_path / other, X) < 1e-4
+
+
+def _weighted_csv(path: Path, n_rows: int, seed: int) -> tuple[Path, np.ndarray]:
+    """A numeric CSV with a weight column 'w' (0 to 4, some 0) between the features and the label."""
+    X, y = make_data(2, n_rows=n_rows, seed=seed)
+    w = np.random.default_rng(seed).integers(0, 5, n_rows)
+    with open(path, "w") as handle:
+        handle.write(",".join(f"f{i}" for i in range(X.shape[1])) + ",w,label\n")
+        handle.writelines(",".join(f"{v:.6g}" for v in row) + f",{k},{c}\n" for row, k, c in zip(X, w, y))
+    return path, X
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
+                    reason="torchrun is installed with torch; this environment has no torchrun script")
+@pytest.mark.parametrize("budget", [[], ["--memory-budget", "64kB"]])
+def test_torchrun_with_weights_reads_shares_and_equals_one_process(tmp_path, budget):
+    """--weight-column under torchrun: each rank reads (or caches) its byte range only, the weights of every
+    row are gathered, and the model equals the one-process run's, in memory or streamed."""
+    path, X = _weighted_csv(tmp_path / "weighted.csv", 6000, seed=12)
+    weighted = ["--weight-column", "w", "--class-weight", "balanced"]
+    train(path, "-o", tmp_path / "one.pt", *weighted)
+    train(path, "-o", tmp_path / "plain.pt", "--features", ",".join(f"f{i}" for i in range(X.shape[1])))
+    entry = tmp_path / "share_only.py"
+    entry.write_text(_SHARE_ONLY)
+    run = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--standalone", "--nproc-per-node", "2",
+         str(entry), "train", str(path), "-o", str(tmp_path / "two.pt"), *weighted, "--json", *budget],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert max_diff(tmp_path / "one.pt", tmp_path / "two.pt", X) < 1e-4
+    assert max_diff(tmp_path / "one.pt", tmp_path / "plain.pt", X) > 1e-2  # the weights matter here
+    one, two = LogisticRegression.load(tmp_path / "one.pt"), LogisticRegression.load(tmp_path / "two.pt")
+    np.testing.assert_allclose(two.mean_, one.mean_, rtol=1e-9)  # the weighted standardization, over ranks
+    np.testing.assert_allclose(two.scale_, one.scale_, rtol=1e-9)
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
+                    reason="torchrun is installed with torch; this environment has no torchrun script")
+def test_torchrun_bad_weight_in_a_later_share_is_named_by_line(tmp_path):
+    path, _ = _weighted_csv(tmp_path / "bad.csv", 400, seed=13)
+    lines = path.read_text().splitlines()
+    cells = lines[351].split(",")  # data row 351, file line 352: in rank 1's half
+    cells[-2] = "-3"
+    lines[351] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    run = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "torchrun"), "--standalone", "--nproc-per-node", "2",
+         "-m", "edgelr", "train", str(path), "--weight-column", "w", "-o", str(tmp_path / "m.pt")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode != 0
+    assert f"Error: {path}, line 352, column 'w': weight -3; expected a finite number >= 0" in run.stdout + run.stderr
+    assert not (tmp_path / "m.pt").exists()

@@ -30,8 +30,8 @@ def weighted_csv(tmp_path_factory):
     return path, X[:, :10], y, w
 
 
-def train(*args, env=None):
-    result = CliRunner(env=env).invoke(main, ["train", *map(str, args)])
+def train(*args):
+    result = CliRunner().invoke(main, ["train", *map(str, args)])
     return result
 
 
@@ -179,16 +179,6 @@ def test_the_builtin_data_sets_have_no_weights(tmp_path):
     result = train("--weight-column", "w", "-o", tmp_path / "m.pt")
     assert result.exit_code == 1
     assert "the built-in data sets have no weights" in result.output
-
-
-def test_weights_are_refused_under_torchrun_before_any_row_is_read(tmp_path):
-    path = tmp_path / "t.csv"
-    path.write_text("x,w,y\n1,1,0\n2,1,0\n3,1,0\n4,1,1\n5,1,1\n6,1,1\n")
-    result = train(path, "--weight-column", "w", "-o", tmp_path / "m.pt", env={"RANK": "0", "WORLD_SIZE": "2"})
-    assert result.exit_code == 1
-    assert "--weight-column w: weights are read with a CSV's rows in one process, and this run is under " \
-           "torchrun" in result.output
-    assert not (tmp_path / "m.pt").exists()
 
 
 def test_streamed_weights_with_a_median_fill_train_the_in_memory_model(tmp_path):
