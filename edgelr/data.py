@@ -188,8 +188,11 @@ def _weighted(table: _Table, label: str | None, features: Sequence[str] | None, 
 
 
 def weighted_columns(table: _Table, label: str | None, features: Sequence[str] | None,
-                     weight: str) -> tuple[list[str], str]:
-    """(feature names, label name) of a table read with the weight column ``weight``, which is neither."""
+                     weight: str | None) -> tuple[list[str], str]:
+    """(feature names, label name) of a table read with the weight column ``weight`` (None: none), which is
+    neither."""
+    if weight is None:
+        return table.columns(label, features)
     table.require([weight], what="weight column")
     if label is None:  # the last column, as without weights, unless that is the weights
         label = next(c for c in reversed(table.header) if c != weight) if len(table.header) > 1 else weight
@@ -333,10 +336,7 @@ def read_numeric_share(path: str | os.PathLike, *, label: str | None, features: 
     if not is_regular_file(os.fspath(path)):
         return None  # first: a pipe can be read once only, and the exact reader must have it whole
     with _Table(path) as table:
-        if weight is None:
-            feature_names, label_name = table.columns(label, features)
-        else:
-            feature_names, label_name = weighted_columns(table, label, features, weight)
+        feature_names, label_name = weighted_columns(table, label, features, weight)
         header, name = table.header, table.name
     with byte_range_stream(name, part, parts, header=True) as stream:
         rows = _all_numeric(stream, len(header))

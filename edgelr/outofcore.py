@@ -115,10 +115,7 @@ def cache_csv(path: str | os.PathLike, folder: str, *, label: str | None, featur
     (8 bytes a row) and checked as read_csv checks it.
     """
     with open_table(path) as table:
-        if weight is None:
-            feature_names, label_name = table.columns(label, features)
-        else:
-            feature_names, label_name = weighted_columns(table, label, features, weight)
+        feature_names, label_name = weighted_columns(table, label, features, weight)
         read = feature_names + ([weight] if weight is not None else [])  # the weights: one more column, taken out
         columns = Columns(table.name, read, options)
         cols = [table.header.index(n) for n in read]
@@ -161,10 +158,7 @@ def cache_csv_share(path: str | os.PathLike, folder: str, *, label: str | None, 
     if not is_regular_file(os.fspath(path)):
         return None  # first: a pipe can be read once only, and the exact reader must have it whole
     with open_table(path) as table:
-        if weight is None:
-            feature_names, label_name = table.columns(label, features)
-        else:
-            feature_names, label_name = weighted_columns(table, label, features, weight)
+        feature_names, label_name = weighted_columns(table, label, features, weight)
         cols = [table.header.index(n) for n in feature_names + ([weight] if weight is not None else [])]
         label_col, width, name = table.header.index(label_name), len(table.header), table.name
     cache = os.path.join(folder, "features.f64")
