@@ -105,23 +105,13 @@ def _blocks(predictor: Predictor, data: str, in_format: str, out_format: str, ke
             yield Block(numbers, cells, skip=skip, drift=drift), False
         return
     if in_format == "csv" and data != "-" and is_regular_file(data) and not text:
-        done = 0
-        with open_table(data) as table:
-            table.require(numeric, what="feature column")
-            table.require(keep, what="--keep column")
-            header = table.header
-        try:
-            for values, kept, drift in numeric_blocks(data, len(header), [header.index(n) for n in numeric],
-                                                      keep=[header.index(n) for n in keep],
-                                                      check=predictor.drift_inputs,
-                                                      on_bytes=getattr(progress, "bytes", None)):
-                kept = kept if out_format == "csv" else [k.split(",")[:-1] for k in kept]
-                yield Block(values, None, kept, drift=drift), False
-                done += values.shape[0]
-            if done:
-                return
-        except NotFast:
-            pass
+        fast = _FastBlocks(predictor, data, keep, progress)
+        for values, kept, drift in fast:
+            kept = kept if out_format == "csv" else [k.split(",")[:-1] for k in kept]
+            yield Block(values, None, kept, drift=drift), False
+        if fast.whole:
+            return
+        done = fast.rows
         handle, name, _ = open_source(data)
         with handle:
             for block in csv_source(handle, name, False, numeric=numeric, text=text, allow_missing=allow_missing,
@@ -162,25 +152,43 @@ def feature_blocks(predictor: Predictor, data: str | os.PathLike, progress: Call
     numeric, text = predictor.feature_names, predictor.categorical_names
     done = 0
     if not text and is_regular_file(path):
-        with open_table(path) as table:  # the header's checks and messages are the exact reader's
-            table.require(numeric, what="feature column")
-            header = table.header
-        try:
-            for block, _, drift in numeric_blocks(path, len(header), [header.index(name) for name in numeric],
-                                                  check=predictor.drift_inputs,
-                                                  on_bytes=getattr(progress, "bytes", None)):
-                yield block, None, 0, drift
-                done += block.shape[0]
-            if done:
-                return
-        except NotFast:
-            pass
+        fast = _FastBlocks(predictor, path, (), progress)
+        for block, _, drift in fast:
+            yield block, None, 0, drift
+        if fast.whole:
+            return
+        done = fast.rows
     seen = 0
     for numbers, cells in iter_raw_blocks(path, numeric, text, allow_missing=predictor.impute is not None):
         n = numbers.shape[0]
         if seen + n > done:
             yield numbers, cells, max(0, done - seen), None
         seen += n
+
+
+class _FastBlocks:
+    """(values, kept cells or None, drift) per block of a numeric CSV file through csvblocks' fast parse, up to
+    the first block it declines; then ``rows`` is the rows it gave, and ``whole`` whether that was the file
+    (a file without data rows is not: the exact reader words it)."""
+
+    def __init__(self, predictor: Predictor, path: str, keep: Sequence[str], progress: Callable | None):
+        with open_table(path) as table:  # the header's checks and messages are the exact reader's
+            table.require(predictor.feature_names, what="feature column")
+            table.require(keep, what="--keep column")
+            header = table.header
+        self._blocks = numeric_blocks(path, len(header), [header.index(n) for n in predictor.feature_names],
+                                      keep=[header.index(n) for n in keep] or None, check=predictor.drift_inputs,
+                                      on_bytes=getattr(progress, "bytes", None))
+        self.rows, self.whole = 0, False
+
+    def __iter__(self):
+        try:
+            for values, kept, drift in self._blocks:
+                yield values, kept, drift
+                self.rows += values.shape[0]
+        except NotFast:
+            return
+        self.whole = self.rows > 0
 
 
 def evaluate_csv(predictor: Predictor, data: str | os.PathLike, label: str) -> dict[str, float]:
