@@ -323,9 +323,11 @@ class Lines:
 _ZERO_PAD = b"0" * _PAD
 
 
-def data_lines(handle, block_bytes: int | None = None, buffers: int = 2) -> Iterator[Lines]:
+def data_lines(handle, block_bytes: int | None = None, buffers: int = 2,
+               header_line: list | None = None) -> Iterator[Lines]:
     """Blocks of whole data lines from a binary file, after its header line, read into ``buffers``
     reused buffers (a block's buffer is filled again ``buffers`` blocks later: its parse must be done).
+    ``header_line``: a list the header line (its bytes, with its newline, less a byte order mark) is added to.
 
     Raises NotFast when the header line might not end at the first newline (a quote, a lone carriage
     return): only the csv module knows where such a header ends. Blank lines at the end of the file
@@ -344,6 +346,8 @@ def data_lines(handle, block_bytes: int | None = None, buffers: int = 2) -> Iter
     header = head[:end]
     if b'"' in header or header.count(b"\r") != header.count(b"\r\n"):
         raise NotFast("a header line that the csv module must split")
+    if header_line is not None:
+        header_line.append(header)
     pending = head[end:]  # read, not yet handed out: a partial line, or newlines held back
     ring = [bytearray(_ZERO_PAD) for _ in range(max(buffers, 1))]
     turn, done = 0, False

@@ -23,6 +23,7 @@ from edgelr.data import (
 )
 from edgelr.errors import DataError
 from edgelr.metrics import classification_metrics
+from edgelr.pipes import piped_blocks
 from edgelr.runtime import Drift, Predictor, PredictorError
 from edgelr.streams import Block, JsonLinesWriter, csv_source, format_of, jsonl_source, open_source
 
@@ -119,7 +120,7 @@ def _blocks(predictor: Predictor, data: str, in_format: str, out_format: str, ke
                 yield block, False
         return
     handle, name, live = open_source(data)
-    source = csv_source if in_format == "csv" else jsonl_source
+    source = jsonl_source if in_format == "jsonl" else piped_blocks
     try:
         for block in source(handle, name, live, numeric=numeric, text=text, allow_missing=allow_missing,
                             keep=keep, out_format=out_format):
@@ -258,7 +259,7 @@ def evaluate_rows(predictor: Predictor, data: str, label: str, *, in_format: str
     if in_format == "csv" and data != "-" and is_regular_file(data):
         return evaluate_csv(predictor, data, label)
     handle, name, _ = open_source(data)
-    source = csv_source if in_format == "csv" else jsonl_source
+    source = piped_blocks if in_format == "csv" else jsonl_source
     where = f"{name}, {'column' if in_format == 'csv' else 'key'} '{label}'"
     ys, probabilities = [], []
     try:

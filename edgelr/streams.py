@@ -176,8 +176,12 @@ class _Recorder:
 
 def csv_source(handle, name: str, live: bool, *, numeric: Sequence[str], text: Sequence[str], allow_missing: bool,
                keep: Sequence[str] = (), label: str | None = None, out_format: str = "csv",
-               skip_rows: int = 0) -> Iterator[Block]:
-    """Blocks of a headed CSV from a binary handle (the exact reader's cell rules and messages)."""
+               skip_rows: int = 0, line_offset: int = 0, rows_before: int = 0) -> Iterator[Block]:
+    """Blocks of a headed CSV from a binary handle (the exact reader's cell rules and messages).
+
+    ``skip_rows``: data rows passed over (read again from the start); ``line_offset``, ``rows_before``: the
+    handle is the header line, then the stream from past that many lines and data rows (``edgelr.pipes``).
+    """
     lines = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
     recorder = _Recorder(lines)
     reader = csv.reader(recorder)
@@ -207,17 +211,17 @@ def csv_source(handle, name: str, live: bool, *, numeric: Sequence[str], text: S
                 recorder.raw.clear()
                 if not row:  # a blank line carries no data
                     continue
+                line = reader.line_num + line_offset
                 if len(row) != width:
-                    raise DataError(f"{name}, line {reader.line_num}: {len(row)} fields, expected {width} "
-                                    "as in the header")
+                    raise DataError(f"{name}, line {line}: {len(row)} fields, expected {width} as in the header")
                 seen += 1
                 if seen > skip_rows:
-                    yield reader.line_num, row, raw
+                    yield line, row, raw
         except UnicodeDecodeError as exc:
-            raise DataError(f"{name}, line {reader.line_num + 1}: not UTF-8 text ({exc.reason}); "
+            raise DataError(f"{name}, line {reader.line_num + line_offset + 1}: not UTF-8 text ({exc.reason}); "
                             "expected a UTF-8 CSV file") from exc
         except csv.Error as exc:
-            raise DataError(f"{name}, line {reader.line_num}: malformed CSV ({exc})") from exc
+            raise DataError(f"{name}, line {reader.line_num + line_offset}: malformed CSV ({exc})") from exc
 
     num_cols = [header.index(n) for n in numeric]
     text_cols = [header.index(n) for n in text]
@@ -243,7 +247,7 @@ def csv_source(handle, name: str, live: bool, *, numeric: Sequence[str], text: S
         if label_col is not None:
             labels = [_label_cell(row[label_col], line, name, label) for row, line in zip(rows, line_numbers)]
         yield Block(numbers, cells, kept, labels)
-    if not any_rows and not skip_rows:
+    if not any_rows and not skip_rows and not rows_before:
         raise DataError(f"{name}: the header has no data rows below it; expected at least one row")
 
 
