@@ -27,7 +27,7 @@ same processes (a long-running service's view).
    wall time and peak memory (``ru_maxrss``). Beside it, without a bar: ``edgelr evaluate``
    on the same rows with a ``target`` column against pandas + ``session.run`` +
    scikit-learn's metrics at the model's threshold (the metrics must agree), and ``edgelr
-   predict -`` reading the CSV on stdin (one run: the exact reader's path, ~30 us a row).
+   predict -`` reading the CSV on stdin through ``cat |`` (a pipe, read once: edgelr.pipes).
 4. Cold start. ``edgelr predict model.onnx one_row.csv`` in a fresh process against
    ``python -c "import onnxruntime"`` from the same install, the floor any onnxruntime
    scorer pays: what a cron job or a CLI call on a device waits, and its peak memory.
@@ -366,7 +366,7 @@ def csv_to_csv(models: Models, workdir: Path, X: np.ndarray) -> tuple[list[Row],
 
 def evaluate_and_stdin(models: Models, workdir: Path, X: np.ndarray, y: np.ndarray) -> tuple[list[Row], str]:
     """Figure 3, more: `edgelr evaluate` on a labelled 1M x 30 CSV against pandas + onnxruntime + scikit-learn's
-    metrics, and `edgelr predict` reading the CSV on stdin (the exact reader's path), time and peak memory."""
+    metrics, and `edgelr predict` reading the CSV from a pipe against the same on the file, time and peak memory."""
     labelled, features = workdir / "labelled.csv", workdir / "big.csv"
     write_csv(labelled, X, y)
     bin_dir, where = edge_install()
@@ -378,22 +378,31 @@ def evaluate_and_stdin(models: Models, workdir: Path, X: np.ndarray, y: np.ndarr
     ours, theirs = (json.loads(runs[name][0][2]) for name in ("edgelr", "pandas"))
     # The log-loss clips exact 0s differently (edgelr at 1e-15, scikit-learn at float64's eps): shown apart.
     gap = max(abs(ours[k] - theirs[k]) for k in theirs if k != "log_loss")
-    # One run (and the page-cache round): the exact reader takes ~30 us a row.
+    # A pipe, as `cat big.csv | edgelr predict ...` gives one: the shell's child runs `cat`, then the command.
     piped = [str(bin_dir / "edgelr"), "predict", str(models.onnx), "-", "-o", str(workdir / "stdin_out.csv")]
-    stdin = spawn({"stdin": ["/bin/sh", "-c", 'exec "$0" "$@" < ' + str(features), *piped]}, 1)["stdin"][0]
+    from_file = [str(bin_dir / "edgelr"), "predict", str(models.onnx), str(features), "-o",
+                 str(workdir / "file_out.csv")]
+    pipe = spawn({"pipe": ["/bin/sh", "-c", f'cat "{features}" | "$0" "$@"', *piped], "file": from_file}, CSV_RUNS)
+    pipe_s = {name: statistics.median(s for s, _, _ in r) for name, r in pipe.items()}
+    pipe_rss = max(m for _, m, _ in pipe["pipe"])
+    same = (workdir / "stdin_out.csv").read_bytes() == (workdir / "file_out.csv").read_bytes()
     rows = [
         at_most(f"labelled CSV 1M × 30: `edgelr evaluate` ({where}) / pandas + `session.run` + scikit-learn "
                 "metrics", wall["edgelr"], wall["pandas"], None),
         Row("labelled CSV 1M × 30, peak RSS: `edgelr evaluate` (ref: pandas + `session.run` + scikit-learn)",
             f"{rss['edgelr']:.0f} MiB", f"{rss['pandas']:.0f} MiB", f"{rss['edgelr'] / rss['pandas']:.2f}×", "",
             ""),
-        Row("CSV on stdin → CSV 1M × 30: `edgelr predict -` (one run)", fmt_time(stdin[0]), "", "", "", ""),
-        Row("CSV on stdin → CSV 1M × 30, peak RSS: `edgelr predict -`", f"{stdin[1]:.0f} MiB", "", "",
-            "≤ 100 MiB", "PASS" if stdin[1] <= 100 else "MISS"),
+        at_most("CSV on a pipe → CSV 1M × 30: `cat | edgelr predict -` / `edgelr predict FILE`", pipe_s["pipe"],
+                pipe_s["file"], None),
+        Row("CSV on a pipe → CSV 1M × 30, peak RSS: `cat | edgelr predict -` (the pipeline's largest)",
+            f"{pipe_rss:.0f} MiB", "", "",
+            "≤ 100 MiB", "PASS" if pipe_rss <= 100 else "MISS"),
     ]
     runs_line = ", ".join(f"{name} " + " ".join(f"{s:.2f}" for s, _, _ in r) + " s" for name, r in runs.items())
+    pipe_line = ", ".join(f"{name} " + " ".join(f"{s:.2f}" for s, _, _ in r) + " s" for name, r in pipe.items())
     return rows, (f"evaluate runs: {runs_line}; its metrics and scikit-learn's differ by at most {gap:.1e} "
-                  f"(log-loss {ours['log_loss']:.6f} and {theirs['log_loss']:.6f})")
+                  f"(log-loss {ours['log_loss']:.6f} and {theirs['log_loss']:.6f}); pipe runs: {pipe_line}, "
+                  f"output {'identical to' if same else 'DIFFERENT from'} the file's")
 
 
 def _head_proba(path: Path, rows: int = 20_000) -> np.ndarray:

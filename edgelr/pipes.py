@@ -112,6 +112,7 @@ class _Kept(io.RawIOBase):
         self.kept = bytearray()
         self.base = 0  # the stream's offset of kept[0]
         self.read_total = 0
+        self.in_header = True  # the header line's newline not read yet
         self.first = b""  # the stream's first bytes (a byte order mark, or not)
         self.chunks: queue.Queue | None = None
         self.left = b""  # a chunk's bytes that did not fit the last readinto
@@ -124,10 +125,10 @@ class _Kept(io.RawIOBase):
         return True
 
     def _produce(self) -> None:
+        read = getattr(self.handle, "read1", self.handle.read)  # read1: what has arrived, one read at most
         try:
             while True:
-                chunk = self.handle.read1(BLOCK_BYTES) if hasattr(self.handle, "read1") else self.handle.read(
-                    BLOCK_BYTES)
+                chunk = read(BLOCK_BYTES)
                 self.chunks.put(chunk)
                 if not chunk:
                     return
@@ -161,11 +162,11 @@ class _Kept(io.RawIOBase):
 
     def readinto(self, b) -> int:
         data = self.next_bytes(len(b))
-        if not self.read_total and b"\n" in data:
-            # The first read ends with the header line: data_lines reads again before it hands on the lines
-            # after what it read first, and on a live pipe the rows that came with the header would wait.
+        if self.in_header and b"\n" in data:
+            # The read that ends the header line ends there: data_lines reads again before it hands on the
+            # lines after the header that it read with it, and on a live pipe those rows would wait.
             end = data.index(b"\n") + 1
-            data, self.left = data[:end], data[end:] + self.left
+            data, self.left, self.in_header = data[:end], data[end:] + self.left, False
         b[: len(data)] = data
         if self.read_total < 3:
             self.first = (self.first + data)[:3]

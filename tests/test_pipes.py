@@ -167,3 +167,28 @@ def test_evaluate_on_stdin_is_the_files(tmp_path, binary_onnx, bad, message):
     from_file = CliRunner().invoke(main, ["evaluate", str(binary_onnx), str(path), *args])
     assert from_stdin.exit_code == from_file.exit_code == 0, from_stdin.output
     assert from_stdin.stdout == from_file.stdout
+
+
+def test_a_row_that_comes_with_the_end_of_a_split_header_is_handed_on_at_once():
+    """On a live pipe: the header in two writes, the first row with the second; the row's block comes
+    before anything more is written."""
+    from edgelr.pipes import piped_blocks
+
+    read, write = os.pipe()
+    sent = threading.Event()
+
+    def writer():
+        os.write(write, b"id,f0,")
+        time.sleep(0.2)
+        os.write(write, b"f1\nr0,1.5,2\n")
+        sent.wait(30)  # nothing more until the row has been handed on
+        os.write(write, b"r1,3,4\n")
+        os.close(write)
+
+    threading.Thread(target=writer, daemon=True).start()
+    got = []
+    with open(read, "rb") as handle:
+        for block in piped_blocks(handle, "stdin", True, numeric=["f0", "f1"], keep=["id"], allow_missing=False):
+            got.append((block.kept, block.numbers.tolist()))
+            sent.set()
+    assert got == [(["r0,"], [[1.5, 2.0]]), (["r1,"], [[3.0, 4.0]])]
