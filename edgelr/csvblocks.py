@@ -335,13 +335,13 @@ def data_lines(handle, block_bytes: int | None = None, buffers: int = 2,
     """
     block_bytes = block_bytes or BLOCK_BYTES
     head = handle.read(block_bytes)
-    if head.startswith(b"\xef\xbb\xbf"):  # the UTF-8 byte order mark (the exact reader's utf-8-sig)
-        head = head[3:]
-    while b"\n" not in head:  # a header longer than a block
+    while b"\n" not in head:  # a header longer than a block (or a pipe's first read, however short)
         more = handle.read(block_bytes)
         if not more:
             return  # no data line: the exact reader says what is wrong
         head += more
+    if head.startswith(b"\xef\xbb\xbf"):  # the UTF-8 byte order mark (the exact reader's utf-8-sig)
+        head = head[3:]
     end = head.index(b"\n") + 1
     header = head[:end]
     if b'"' in header or header.count(b"\r") != header.count(b"\r\n"):

@@ -125,8 +125,8 @@ class _Kept(io.RawIOBase):
         return True
 
     def _produce(self) -> None:
-        read = getattr(self.handle, "read1", self.handle.read)  # read1: what has arrived, one read at most
         try:
+            read = getattr(self.handle, "read1", None) or self.handle.read  # read1: what has arrived, one read
             while True:
                 chunk = read(BLOCK_BYTES)
                 self.chunks.put(chunk)
@@ -178,22 +178,33 @@ class _Kept(io.RawIOBase):
         return (len(_BOM) if self.first == _BOM else 0) + len(header)
 
     def release(self, offset: int) -> None:
-        """Forget the bytes before stream offset ``offset``."""
+        """Forget the bytes before stream offset ``offset`` (bytes read already: a block's end)."""
+        if not self.base <= offset <= self.base + len(self.kept):
+            raise RuntimeError(f"stream offset {offset} outside the kept bytes [{self.base}, "
+                               f"{self.base + len(self.kept)}]")  # a hand-over from here would lose bytes
         del self.kept[: offset - self.base]
         self.base = offset
 
 
 class _Replay(io.RawIOBase):
-    """``prefix``, then the stream from offset ``start`` on: the kept bytes, then the rest as it comes."""
+    """``prefix``, then the stream from offset ``start`` on: the kept bytes, then the rest as it comes.
+
+    The prefix (the header line again) comes in a read of its own: the exact reader decodes each read as one
+    chunk, and a bad byte in the kept bytes would otherwise be reported on the header's line.
+    """
 
     def __init__(self, prefix: bytes, source: _Kept, start: int):
         self.source = source
-        self.pending = bytes(prefix) + bytes(source.kept[start - source.base :])
+        self.prefix, self.pending = bytes(prefix), bytes(source.kept[start - source.base :])
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b) -> int:
+        if self.prefix:
+            data, self.prefix = self.prefix[: len(b)], self.prefix[len(b) :]
+            b[: len(data)] = data
+            return len(data)
         if not self.pending:
             self.pending = self.source.next_bytes(len(b))
         data, self.pending = self.pending[: len(b)], self.pending[len(b) :]

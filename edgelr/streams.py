@@ -180,7 +180,8 @@ def csv_source(handle, name: str, live: bool, *, numeric: Sequence[str], text: S
     """Blocks of a headed CSV from a binary handle (the exact reader's cell rules and messages).
 
     ``skip_rows``: data rows passed over (read again from the start); ``line_offset``, ``rows_before``: the
-    handle is the header line, then the stream from past that many lines and data rows (``edgelr.pipes``).
+    handle is the header line, then the stream from after that many data lines, holding that many data rows,
+    after the header (``edgelr.pipes``).
     """
     lines = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
     recorder = _Recorder(lines)
@@ -327,8 +328,9 @@ def jsonl_source(handle, name: str, live: bool, *, numeric: Sequence[str], text:
                             "expected UTF-8 JSON Lines") from exc
 
     checked = False
-    # A record holds the line's every key; the keys asked for stand for its width.
-    for batch in batches(records(), live, len(numeric) + len(text) + len(keep) + 1):
+    # A record holds the line's every key, however many: batches of at most 4,096 records (BATCH_CELLS / 32),
+    # fewer when the keys asked for are more than 32.
+    for batch in batches(records(), live, max(len(numeric) + len(text) + len(keep) + 1, 32)):
         objs = [b[1] for b in batch]
         numbers_of = [b[0] for b in batch]
         if keep and not checked:

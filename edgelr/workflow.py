@@ -164,9 +164,9 @@ def train_streamed(
         raw_rows = source(train_rows, None, None)  # chunks() yields them raw
         with _in(table.source):
             # Weighted as in memory (encode_in_memory's row_weight): a median's encoding is of the rows unweighted.
-            mine = None if row_weight is None else row_weight[pick(train_rows)]  # this rank's rows' weights
-            stats = None if mine is None or spec.impute == "median" else weighted_stats_of(
-                ((raw, mine[where]) for where, raw in raw_rows.chunks()), layout)
+            my_weights = None if row_weight is None else row_weight[pick(train_rows)]  # this rank's rows'
+            stats = None if my_weights is None or spec.impute == "median" else weighted_stats_of(
+                ((raw, my_weights[where]) for where, raw in raw_rows.chunks()), layout)
             encoding = fit_encoding(layout, spec, lambda: (raw for _, raw in raw_rows.chunks()), stats=stats,
                                     ranks=cluster or ONE_PROCESS)
         encode = encoder(encoding, layout)
