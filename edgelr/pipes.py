@@ -111,7 +111,6 @@ class _Kept(io.RawIOBase):
         self.handle, self.live = handle, live
         self.kept = bytearray()
         self.base = 0  # the stream's offset of kept[0]
-        self.read_total = 0
         self.in_header = True  # the header line's newline not read yet
         self.first = b""  # the stream's first bytes (a byte order mark, or not)
         self.chunks: queue.Queue | None = None
@@ -168,9 +167,8 @@ class _Kept(io.RawIOBase):
             end = data.index(b"\n") + 1
             data, self.left, self.in_header = data[:end], data[end:] + self.left, False
         b[: len(data)] = data
-        if self.read_total < 3:
+        if len(self.first) < 3:
             self.first = (self.first + data)[:3]
-        self.read_total += len(data)
         self.kept += data
         return len(data)
 
