@@ -214,7 +214,8 @@ def test_blocked_gradient_equals_autograd(n_classes, weighted, dtype):
     losses = losses if rows.sample_weight is None else losses * rows.sample_weight
     reference = losses.mean() + 0.5 * objective.l2 * W.double().square().sum()
     reference.backward()
-    assert loss.item() == pytest.approx(reference.item(), rel=1e-12)
+    # float32 products by another kernel (numpy's einsum for a binary model's) round otherwise: ~1e-9 here
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-12 if dtype == torch.float64 else 1e-7)
     np.testing.assert_allclose(dW.numpy(), W.grad.numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(db.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-6)
 
