@@ -260,8 +260,9 @@ def _by_einsum(X: torch.Tensor, outputs: int) -> bool:
 
     A binary model's products are matrix-vector ones. On contiguous rows in CPU memory
     numpy's einsum runs them at the speed the rows are read, where MKL's (torch's on x86)
-    took about twice as long on a 2-core AMD EPYC (1M x 100: a full pass 90 -> 70 ms),
-    and it starts no BLAS threads of its own. On a strided view (the warm start's
+    took about twice as long on a 2-core AMD EPYC (1M x 100 float32: a full pass of the
+    first fit 88-112 -> 66-78 ms), and it starts no BLAS threads of its own. Float64
+    products (few rows) take the same path, untimed. On a strided view (the warm start's
     subsample of rows in place) einsum's loop per row is slower than MKL's: torch there.
     """
     return outputs == 1 and X.device.type == "cpu" and X.is_contiguous()
