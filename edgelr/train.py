@@ -157,10 +157,13 @@ class Objective:
             z = z + table[slots].sum(dim=1)
         z = z.double() + b  # (m, k)
         if self.binary:
-            losses, G = _binary_terms(z[:, 0], y, grad)
+            # The loss and its derivative in the products' type: rounded like the product
+            # that made z (~1e-7 relative per row, summed in float64), at half the cost of
+            # float64 terms on float32 rows (1M x 100: a full pass ~8 ms shorter).
+            losses, G = _binary_terms(z[:, 0].to(X.dtype), y, grad)
         else:
             losses, G = self._losses(z, y), self._dloss_dz(z, y) if grad else None
-        sums[0] = (losses if w is None else losses * w).sum()
+        sums[0] = (losses if w is None else losses * w).sum(dtype=torch.float64)
         if grad:
             if w is not None:
                 G = G * w[:, None]
@@ -173,7 +176,7 @@ class Objective:
                 for j in range(slots.shape[1]):
                     per_slot.index_add_(0, slots[:, j], G)
                 dW[:, X.shape[1] :] = per_slot[:-1].T  # the last slot is the unknown category's zero
-            sums[1 + W.numel() :] = G.sum(dim=0)
+            sums[1 + W.numel() :] = G.sum(dim=0, dtype=torch.float64)
         return sums
 
     def subsample(self, step: int) -> Objective | None:
@@ -283,15 +286,16 @@ def _gradient_product(G: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
 
 
 def _binary_terms(z: torch.Tensor, y: torch.Tensor, grad: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(loss per row, d loss / d z as (m, 1) or None) of a binary model from float64 logits z (m,).
+    """(loss per row, d loss / d z as (m, 1) or None) of a binary model from logits z (m,), in z's type.
 
     With t = z for class 0 and -z for class 1 (minus the margin), the loss is softplus(t) and
     its derivative in z is p - y = sign * sigmoid(t): one product and two functions of t
-    (1M x 100: ~10% off a full-data pass). Past t = 36, softplus(t) is t to float64's precision.
+    (1M x 100: ~10% off a full-data pass). Past the threshold softplus(t) is t to the type's
+    precision (log1p(exp(-t)) < t * eps: t = 36 in float64, 17 in float32).
     """
     sign = 1.0 - 2.0 * y.to(z.dtype)  # +1 for class 0, -1 for class 1
     t = z * sign
-    losses = F.softplus(t, threshold=36.0)
+    losses = F.softplus(t, threshold=36.0 if z.dtype == torch.float64 else 17.0)
     return losses, torch.sigmoid(t).mul_(sign)[:, None] if grad else None
 
 
