@@ -1,6 +1,6 @@
 """``python -m edgelr``: the same CLI as the ``edgelr`` console script."""
 
-from edgelr.cli import main
+from edgelr.cli import run
 
 if __name__ == "__main__":
-    main()
+    run()

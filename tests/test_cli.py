@@ -245,6 +245,33 @@ def test_python_dash_m_edgelr():
         assert command in proc.stdout
 
 
+def test_console_script_exits_quickly_after_running_exit_handlers_and_flushing(tmp_path):
+    # edgelr.cli.run ends a command that loaded torch in os._exit: what Python's own exit
+    # would have done first must still happen, or a pipe reads a cut-off summary.
+    marker, model = tmp_path / "atexit-ran", tmp_path / "m.pt"
+    code = (
+        "import atexit, sys\n"
+        "from pathlib import Path\n"
+        "from edgelr.cli import run\n"
+        f"atexit.register(Path({str(marker)!r}).write_text, 'yes')\n"
+        "atexit.register(print, 'bye')  # buffered: stdout is a pipe\n"
+        "sys.argv = ['edgelr', *sys.argv[1:]]\n"
+        "run()\n"
+    )
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a user's shell has it
+    ok = subprocess.run([sys.executable, "-c", code, "train", "--val-fraction", "0", "-o", str(model)],
+                        capture_output=True, text=True, timeout=120, env=buffered)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.endswith(f"checkpoint: {model}\nbye\n")  # the summary, then what exit printed
+    assert marker.read_text() == "yes"
+    assert torch.load(model, weights_only=True)["feature_names"] == ["lecture_hours", "lab_hours"]
+    marker.unlink()
+    bad = subprocess.run([sys.executable, "-c", code, "train", str(tmp_path / "absent.csv"), "-o", str(model)],
+                         capture_output=True, text=True, timeout=120, env=buffered)
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: ") and "absent.csv" in bad.stderr
+    assert marker.read_text() == "yes"
+
+
 def test_diverging_training_is_an_error_not_a_nan_checkpoint(tmp_path):
     result = run("train", "--optimizer", "sgd", "--lr", "1e30", "--epochs", "50", "-o", str(tmp_path / "m.pt"))
     assert_error(result, "training diverged", "smaller --lr")
