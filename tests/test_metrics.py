@@ -211,3 +211,21 @@ def test_streaming_accumulator_equals_sklearn(n_classes):
         assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba[:, 1]))
     else:
         assert "roc_auc" not in got
+
+
+def test_streaming_accumulator_at_another_threshold_with_saturated_scores_equals_sklearn():
+    """A binary model's metrics at a chosen threshold, on scores with many exact 0s, 1s and ties."""
+    from edgelr.metrics import MetricsAccumulator
+
+    rng = np.random.default_rng(7)
+    p1 = np.clip(rng.normal(0.5, 0.6, 5_000), 0.0, 1.0).round(3)  # a third saturated at 0 or 1
+    y = (rng.random(5_000) < p1).astype(np.int64)
+    acc = MetricsAccumulator()
+    for chunk in np.array_split(np.arange(5_000), 7):
+        acc.update(y[chunk], np.stack([1.0 - p1[chunk], p1[chunk]], axis=1))
+    got, pred = acc.result(0.3), (p1 > 0.3).astype(int)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred), rel=1e-15)
+    assert got["precision"] == pytest.approx(skm.precision_score(y, pred), rel=1e-15)
+    assert got["recall"] == pytest.approx(skm.recall_score(y, pred), rel=1e-15)
+    assert got["f1"] == pytest.approx(skm.f1_score(y, pred), rel=1e-12)
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, p1), rel=1e-12)
