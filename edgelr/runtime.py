@@ -79,8 +79,9 @@ class Predictor:
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         self.path = os.fspath(path)
         self._session = _open_session(self.path, threads)
-        # Each thread's padded panel for small batches (_small_batch). threading.local is this class;
-        # importing threading would add ~1 ms to every cold start of the edge runtime.
+        # Each thread's padded panel for small batches, bound to the session (_small_batch).
+        # threading.local is this class; importing threading would add ~1 ms to every cold
+        # start of the edge runtime.
         self._panels = _thread._local()
         self._threads = threads or _cores()
         meta = self._session.get_modelmeta().custom_metadata_map
@@ -342,9 +343,10 @@ class Predictor:
         tail = n % _ALIGN
         if not tail:
             return self._run_feeds(features, categories)
+        if tail == n and categories is None:
+            return self._small_batch(features)
         if tail == n:
-            padded = _padded(features, 0.0) if categories is not None else self._small_batch(features)
-            labels, probabilities = self._run_feeds(padded, None if categories is None else _padded(categories, ""))
+            labels, probabilities = self._run_feeds(_padded(features, 0.0), _padded(categories, ""))
             return labels[:n], probabilities[:n]
         whole = n - tail
         head_labels, head = self._run_feeds(features[:whole], None if categories is None else categories[:whole])
@@ -352,17 +354,30 @@ class Predictor:
                                             None if categories is None else _padded(categories[whole:], ""))
         return np.concatenate((head_labels, tail_labels[:tail])), np.concatenate((head, rest[:tail]))
 
-    def _small_batch(self, features: np.ndarray) -> np.ndarray:
-        """Fewer than _ALIGN rows in a panel of this thread's, reused call after call: the hot path of one row.
+    def _small_batch(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(labels, probabilities) of fewer than _ALIGN numeric rows: the hot path of one row.
 
-        The panel's other rows keep an earlier call's values; rows score independently and
-        their outputs are dropped.
+        Each thread has one panel of _ALIGN rows bound to onnxruntime once, input and both
+        outputs (IOBinding): a call copies its rows in, runs, and copies its rows' outputs
+        out, with no feeds to convert and no outputs to allocate (one row: ~3-5 us of a
+        ~20 us call). The panel's other rows keep an earlier call's values; rows score
+        independently and their outputs are dropped.
         """
-        panel = getattr(self._panels, "features", None)
-        if panel is None:
-            panel = self._panels.features = np.zeros((_ALIGN, features.shape[1]), dtype=np.float32)
-        panel[: features.shape[0]] = features
-        return panel
+        bound = getattr(self._panels, "bound", None)
+        if bound is None:
+            panel = np.zeros((_ALIGN, features.shape[1]), dtype=np.float32)
+            labels, probabilities = np.empty(_ALIGN, dtype=np.int64), np.empty((_ALIGN, len(self.classes)), np.float32)
+            binding = self._session.io_binding()
+            binding.bind_cpu_input("features", panel)
+            binding.bind_output("label", "cpu", 0, np.int64, list(labels.shape), labels.ctypes.data)
+            binding.bind_output("probabilities", "cpu", 0, np.float32, list(probabilities.shape),
+                                probabilities.ctypes.data)
+            bound = self._panels.bound = (panel, labels, probabilities, binding)
+        panel, labels, probabilities, binding = bound
+        n = features.shape[0]
+        panel[:n] = features
+        self._session.run_with_iobinding(binding)
+        return labels[:n].copy(), probabilities[:n].copy()
 
     def _run_feeds(self, features: np.ndarray, categories: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         feeds = {"features": features} if categories is None else {"features": features, "categories": categories}

@@ -382,8 +382,14 @@ def test_small_batches_share_no_rows_between_calls_or_threads(predictor):
     bad[3, 1] = np.inf
     with pytest.raises(PredictorError, match="^row 3, feature"):
         predictor.predict_proba(bad)  # the panel now holds an infinity in row 3
-    np.testing.assert_array_equal(predictor.predict_proba(X[:2]), whole[:2])
+    first = predictor.predict_proba(X[:2])
     np.testing.assert_array_equal(predictor.predict_proba(X[10:11]), whole[10:11])
+    np.testing.assert_array_equal(first, whole[:2])  # its own array: the next call wrote the panel's outputs
+    labels = predictor.predict(X)
+    np.testing.assert_array_equal(np.concatenate([predictor.predict(X[i : i + 1]) for i in range(40)]), labels[:40])
+    one_labels, one = predictor.predict_with_proba(X[7:12])
+    np.testing.assert_array_equal(one_labels, labels[7:12])
+    np.testing.assert_array_equal(one, whole[7:12])
     batches = [slice(i, min(400, i + 1 + i % 15)) for i in range(400)]  # 1 to 15 rows
     results: dict[int, list[np.ndarray]] = {}
 
