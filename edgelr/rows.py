@@ -151,10 +151,8 @@ class InMemoryRows:
 
         The standardization with ``mean`` and ``scale`` is folded into the parameters.
         """
-        with warnings.catch_warnings():  # a read-only array (np.load's memory map) is only ever read
-            warnings.simplefilter("ignore", UserWarning)
-            X_t = torch.from_numpy(X)
-        return cls(X_t, None, *_labels(y, sample_weight, device), Affine.folding(mean, scale, X.dtype, device))
+        return cls(_read_only_tensor(torch.from_numpy, X), None, *_labels(y, sample_weight, device),
+                   Affine.folding(mean, scale, X.dtype, device))
 
     @classmethod
     def encoded(cls, X: np.ndarray, y: np.ndarray, sample_weight, encode: Encoder, device: torch.device,
@@ -262,8 +260,18 @@ def encoder(encoding: Encoding, layout: Layout) -> Encoder:
 
 
 def _labels(y: np.ndarray, sample_weight, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    weights = None if sample_weight is None else torch.as_tensor(sample_weight, dtype=torch.float64, device=device)
-    return torch.as_tensor(y, dtype=torch.int64, device=device), weights
+    weights = None if sample_weight is None else _read_only_tensor(torch.as_tensor, sample_weight,
+                                                                    dtype=torch.float64, device=device)
+    return _read_only_tensor(torch.as_tensor, y, dtype=torch.int64, device=device), weights
+
+
+def _read_only_tensor(make: Callable, array: np.ndarray, **kwargs) -> torch.Tensor:
+    """``make(array, **kwargs)`` (torch.from_numpy, torch.as_tensor) without torch's warning on a read-only
+    array: np.load's memory maps and pandas 3's arrays (copy on write) are read-only, and training
+    only ever reads its rows, labels and weights."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return make(array, **kwargs)
 
 
 class StreamedRows:

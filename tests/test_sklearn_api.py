@@ -359,3 +359,26 @@ def test_sparse_and_non_numbers_are_refused():
         ours().fit(X, y)
     with pytest.warns(UserWarning, match="A column-vector y was passed"):
         ours().fit(np.random.default_rng(0).normal(size=(20, 2)), y[:, None])
+
+
+def test_fit_on_read_only_arrays_and_pandas_columns_warns_nothing():
+    """pandas 3 hands out read-only arrays (copy on write), as np.load's memory maps are: training only
+    reads them, so torch's warning about writing to them is not the user's concern. In a fresh process:
+    torch gives that warning once per process."""
+    code = """
+import numpy as np, pandas as pd
+import edgelr
+rng = np.random.default_rng(3)
+frame = pd.DataFrame({"a": rng.normal(size=3000), "city": rng.choice(["x", "y", "z"], 3000)})
+frame["label"] = (frame["a"] + rng.normal(size=3000) > 0).astype(np.int64)
+assert not frame["label"].to_numpy().flags.writeable  # what pandas hands out
+edgelr.LogisticRegression(device="cpu").fit(frame.drop(columns=["label"]), frame["label"])
+X = rng.normal(size=(3000, 4)).astype(np.float32)
+y, weight = (X[:, 0] > 0).astype(np.int64), rng.uniform(0.5, 2.0, 3000)
+for array in (X, y, weight):
+    array.setflags(write=False)
+edgelr.LogisticRegression(device="cpu").fit(X, y, sample_weight=weight)
+"""
+    proc = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
