@@ -142,7 +142,7 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
     negatives is looked up: no ranks of all rows, whose stable argsort took ~3x as long
     (1M rows: 174 -> 48 ms, the same AUC to the bit), and whole counts summed exactly.
     """
-    positive = np.asarray(y) == 1
+    positive, score = np.asarray(y) == 1, np.asarray(score)
     pos, neg = np.sort(score[positive]), np.sort(score[~positive])
     if pos.size == 0 or neg.size == 0:
         return None
