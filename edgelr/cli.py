@@ -91,8 +91,9 @@ def run() -> None:
     it ended in os._exit), paid by every training command after its work is done. Once
     the command has returned, its exit handlers have run (temporary files, torch's own)
     and its output is flushed, only memory is left to release, which the kernel does at
-    once. The one thread of edgelr's that may still run is ``_import_meanwhile``'s, when
-    a command failed while torch was loading: it is dropped rather than waited for.
+    once. Unlike a normal exit, no thread still running is waited for: the commands join
+    every thread of theirs before they return but ``_import_meanwhile``'s, which is
+    dropped where a command failed while torch was loading.
     """
     try:
         main()
@@ -105,10 +106,14 @@ def run() -> None:
 def _exit_now(status: int) -> None:
     import atexit
 
-    atexit._run_exitfuncs()  # what normal exit runs first (weakref.finalize, tempfile, torch's handlers)
+    atexit._run_exitfuncs()  # the exit handlers a normal exit runs (weakref.finalize, tempfile, torch's)
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a reader that went away: nothing left to tell it
+        try:
             stream.flush()
+        except BrokenPipeError:  # a reader that went away: nothing left to tell it
+            pass
+        except (OSError, ValueError):  # a full disk, a closed stream: output was lost, as Python's own exit says
+            status = status or 120
     os._exit(status)
 
 

@@ -151,7 +151,7 @@ class InMemoryRows:
 
         The standardization with ``mean`` and ``scale`` is folded into the parameters.
         """
-        return cls(_read_only_tensor(torch.from_numpy, X), None, *_labels(y, sample_weight, device),
+        return cls(_tensor_quietly(torch.from_numpy, X), None, *_labels(y, sample_weight, device),
                    Affine.folding(mean, scale, X.dtype, device))
 
     @classmethod
@@ -260,17 +260,17 @@ def encoder(encoding: Encoding, layout: Layout) -> Encoder:
 
 
 def _labels(y: np.ndarray, sample_weight, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
-    weights = None if sample_weight is None else _read_only_tensor(torch.as_tensor, sample_weight,
+    weights = None if sample_weight is None else _tensor_quietly(torch.as_tensor, sample_weight,
                                                                     dtype=torch.float64, device=device)
-    return _read_only_tensor(torch.as_tensor, y, dtype=torch.int64, device=device), weights
+    return _tensor_quietly(torch.as_tensor, y, dtype=torch.int64, device=device), weights
 
 
-def _read_only_tensor(make: Callable, array: np.ndarray, **kwargs) -> torch.Tensor:
+def _tensor_quietly(make: Callable, array: np.ndarray, **kwargs) -> torch.Tensor:
     """``make(array, **kwargs)`` (torch.from_numpy, torch.as_tensor) without torch's warning on a read-only
     array: np.load's memory maps and pandas 3's arrays (copy on write) are read-only, and training
     only ever reads its rows, labels and weights."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
         return make(array, **kwargs)
 
 

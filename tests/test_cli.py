@@ -250,11 +250,13 @@ def test_console_script_exits_quickly_after_running_exit_handlers_and_flushing(t
     # would have done first must still happen, or a pipe reads a cut-off summary.
     marker, model = tmp_path / "atexit-ran", tmp_path / "m.pt"
     code = (
-        "import atexit, sys\n"
+        "import atexit, os, sys\n"
         "from pathlib import Path\n"
         "from edgelr.cli import run\n"
         f"atexit.register(Path({str(marker)!r}).write_text, 'yes')\n"
         "atexit.register(print, 'bye')  # buffered: stdout is a pipe\n"
+        "real_exit = os._exit\n"
+        "os._exit = lambda status: (print('quick exit', status, file=sys.stderr, flush=True), real_exit(status))\n"
         "sys.argv = ['edgelr', *sys.argv[1:]]\n"
         "run()\n"
     )
@@ -263,11 +265,13 @@ def test_console_script_exits_quickly_after_running_exit_handlers_and_flushing(t
                         capture_output=True, text=True, timeout=120, env=buffered)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.endswith(f"checkpoint: {model}\nbye\n")  # the summary, then what exit printed
+    assert ok.stderr.endswith("quick exit 0\n")  # the exit it is about was taken
     assert marker.read_text() == "yes"
     assert torch.load(model, weights_only=True)["feature_names"] == ["lecture_hours", "lab_hours"]
     marker.unlink()
     bad = subprocess.run([sys.executable, "-c", code, "train", str(tmp_path / "absent.csv"), "-o", str(model)],
                          capture_output=True, text=True, timeout=120, env=buffered)
+    # Whether torch had loaded by then (the quick exit) or not (Python's own), the same outcome.
     assert bad.returncode == 1 and bad.stderr.startswith("Error: ") and "absent.csv" in bad.stderr
     assert marker.read_text() == "yes"
 

@@ -214,9 +214,50 @@ def test_blocked_gradient_equals_autograd(n_classes, weighted, dtype):
     losses = losses if rows.sample_weight is None else losses * rows.sample_weight
     reference = losses.mean() + 0.5 * objective.l2 * W.double().square().sum()
     reference.backward()
-    # float32 products by another kernel (numpy's einsum for a binary model's) round otherwise: ~1e-9 here
+    # float32 products by another kernel (numpy's einsum for a binary model's) and a binary model's
+    # float32 loss terms round otherwise: ~1e-9 here
     assert loss.item() == pytest.approx(reference.item(), rel=1e-12 if dtype == torch.float64 else 1e-7)
     np.testing.assert_allclose(dW.numpy(), W.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(db.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_classes,weighted", [(2, False), (2, True), (3, False)])
+def test_blocked_gradient_with_text_columns_equals_autograd(n_classes, weighted, dtype):
+    """loss_and_grad with category slots (text columns, the unknown category's slot too) against autograd."""
+    from edgelr.model import LogisticModel, logits
+    from edgelr.rows import InMemoryRows
+    from edgelr.train import Objective
+
+    rng = np.random.default_rng(5)
+    X, y = make_data(n_classes, n_rows=5000, seed=5)
+    # Two text columns: 3 categories in slots 0-2, 4 in slots 3-6; slot 7 is an unknown value's zero.
+    slots = np.stack([rng.integers(0, 3, y.size), rng.integers(3, 7, y.size)], axis=1)
+    slots[rng.random(y.size) < 0.05, 0] = 7
+    w = rng.uniform(0.5, 2.0, size=y.size) if weighted else None
+    standardized = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)
+    rows = InMemoryRows(torch.from_numpy(standardized), torch.from_numpy(slots), torch.from_numpy(y),
+                        None if w is None else torch.from_numpy(w))
+    rows.block_rows = 1024
+    model = LogisticModel(5 + 7, n_classes, n_numeric=5)
+    with torch.no_grad():
+        model.linear.weight.normal_()
+        model.linear.bias.normal_()
+    objective = Objective(model, rows, C=0.3, penalty="l2")
+    objective.dtype = dtype  # float32: the products' type on big data, and the binary loss terms'
+    loss, (dW, db) = objective.loss_and_grad()
+    W = model.linear.weight.detach().to(dtype).requires_grad_()
+    b = model.linear.bias.detach().double().requires_grad_()
+    z = logits(rows.X.to(dtype), rows.slots, W, W.new_zeros(W.shape[0])).double() + b
+    if n_classes == 2:
+        losses = F.binary_cross_entropy_with_logits(z[:, 0], rows.y.double(), reduction="none")
+    else:
+        losses = F.cross_entropy(z, rows.y, reduction="none")
+    losses = losses if rows.sample_weight is None else losses * rows.sample_weight
+    reference = losses.mean() + 0.5 * objective.l2 * W.double().square().sum()
+    reference.backward()
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-12 if dtype == torch.float64 else 1e-7)
+    np.testing.assert_allclose(dW.numpy(), W.grad.double().numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(db.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-6)
 
 
