@@ -184,30 +184,24 @@ def test_unfitted_estimator_says_so():
         LogisticRegression().predict([[1.0, 2.0]])
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("n_classes,weighted", [(2, False), (2, True), (3, False), (4, True)])
-def test_blocked_gradient_equals_autograd(n_classes, weighted, dtype):
-    """loss_and_grad (written out, one pass in blocks) against torch autograd on the whole batch."""
-    from edgelr.model import LogisticModel
-    from edgelr.rows import InMemoryRows
+def _assert_blocked_gradient_equals_autograd(model, rows, dtype: torch.dtype) -> None:
+    """loss_and_grad (written out, one pass in blocks) against torch autograd on the whole batch at once,
+    through torch's own cross-entropy, the products in ``dtype`` and the bias added in float64 as the
+    objective adds it."""
+    from edgelr.model import logits
     from edgelr.train import Objective
 
-    X, y = make_data(n_classes, n_rows=5000, seed=4)  # 5000 rows of 5 features: several blocks
-    w = np.random.default_rng(0).uniform(0.5, 2.0, size=y.size) if weighted else None
-    rows = InMemoryRows.standardized(X, y, w, X.mean(axis=0), X.std(axis=0), torch.device("cpu"))
-    rows.block_rows = 1024
-    model = LogisticModel(5, n_classes)
+    rows.block_rows = 1024  # several blocks
     with torch.no_grad():
         model.linear.weight.normal_()
         model.linear.bias.normal_()
     objective = Objective(model, rows, C=0.3, penalty="l2")
     objective.dtype = dtype  # the products' type (float64 on so few rows by default)
     loss, (dW, db) = objective.loss_and_grad()
-    # autograd on every row at once through torch's own cross-entropy, products in the same type
     W = model.linear.weight.detach().to(dtype).requires_grad_()
-    b = model.linear.bias.detach().to(dtype).requires_grad_()
-    z = (rows.X.to(dtype) @ W.T).double() + b.double()  # the bias in float64, as the objective adds it
-    if n_classes == 2:
+    b = model.linear.bias.detach().double().requires_grad_()
+    z = logits(rows.X.to(dtype), rows.slots, W, W.new_zeros(W.shape[0])).double() + b
+    if model.linear.out_features == 1:
         losses = F.binary_cross_entropy_with_logits(z[:, 0], rows.y.double(), reduction="none")
     else:
         losses = F.cross_entropy(z, rows.y, reduction="none")
@@ -217,17 +211,28 @@ def test_blocked_gradient_equals_autograd(n_classes, weighted, dtype):
     # float32 products by another kernel (numpy's einsum for a binary model's) and a binary model's
     # float32 loss terms round otherwise: ~1e-9 here
     assert loss.item() == pytest.approx(reference.item(), rel=1e-12 if dtype == torch.float64 else 1e-7)
-    np.testing.assert_allclose(dW.numpy(), W.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(dW.numpy(), W.grad.double().numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(db.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n_classes,weighted", [(2, False), (2, True), (3, False), (4, True)])
+def test_blocked_gradient_equals_autograd(n_classes, weighted, dtype):
+    from edgelr.model import LogisticModel
+    from edgelr.rows import InMemoryRows
+
+    X, y = make_data(n_classes, n_rows=5000, seed=4)  # 5000 rows of 5 features
+    w = np.random.default_rng(0).uniform(0.5, 2.0, size=y.size) if weighted else None
+    rows = InMemoryRows.standardized(X, y, w, X.mean(axis=0), X.std(axis=0), torch.device("cpu"))
+    _assert_blocked_gradient_equals_autograd(LogisticModel(5, n_classes), rows, dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("n_classes,weighted", [(2, False), (2, True), (3, False)])
 def test_blocked_gradient_with_text_columns_equals_autograd(n_classes, weighted, dtype):
-    """loss_and_grad with category slots (text columns, the unknown category's slot too) against autograd."""
-    from edgelr.model import LogisticModel, logits
+    """With category slots (text columns, the unknown category's slot too)."""
+    from edgelr.model import LogisticModel
     from edgelr.rows import InMemoryRows
-    from edgelr.train import Objective
 
     rng = np.random.default_rng(5)
     X, y = make_data(n_classes, n_rows=5000, seed=5)
@@ -238,27 +243,7 @@ def test_blocked_gradient_with_text_columns_equals_autograd(n_classes, weighted,
     standardized = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)
     rows = InMemoryRows(torch.from_numpy(standardized), torch.from_numpy(slots), torch.from_numpy(y),
                         None if w is None else torch.from_numpy(w))
-    rows.block_rows = 1024
-    model = LogisticModel(5 + 7, n_classes, n_numeric=5)
-    with torch.no_grad():
-        model.linear.weight.normal_()
-        model.linear.bias.normal_()
-    objective = Objective(model, rows, C=0.3, penalty="l2")
-    objective.dtype = dtype  # float32: the products' type on big data, and the binary loss terms'
-    loss, (dW, db) = objective.loss_and_grad()
-    W = model.linear.weight.detach().to(dtype).requires_grad_()
-    b = model.linear.bias.detach().double().requires_grad_()
-    z = logits(rows.X.to(dtype), rows.slots, W, W.new_zeros(W.shape[0])).double() + b
-    if n_classes == 2:
-        losses = F.binary_cross_entropy_with_logits(z[:, 0], rows.y.double(), reduction="none")
-    else:
-        losses = F.cross_entropy(z, rows.y, reduction="none")
-    losses = losses if rows.sample_weight is None else losses * rows.sample_weight
-    reference = losses.mean() + 0.5 * objective.l2 * W.double().square().sum()
-    reference.backward()
-    assert loss.item() == pytest.approx(reference.item(), rel=1e-12 if dtype == torch.float64 else 1e-7)
-    np.testing.assert_allclose(dW.numpy(), W.grad.double().numpy(), rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(db.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-6)
+    _assert_blocked_gradient_equals_autograd(LogisticModel(5 + 7, n_classes, n_numeric=5), rows, dtype)
 
 
 @pytest.mark.parametrize("budget", [[], ["--memory-budget", "32kB"]])
