@@ -343,9 +343,9 @@ class Predictor:
         tail = n % _ALIGN
         if not tail:
             return self._run_feeds(features, categories)
-        if tail == n and categories is None:
-            return self._small_batch(features)
         if tail == n:
+            if categories is None:
+                return self._small_batch(features)
             labels, probabilities = self._run_feeds(_padded(features, 0.0), _padded(categories, ""))
             return labels[:n], probabilities[:n]
         whole = n - tail
