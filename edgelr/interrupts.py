@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import threading
 
@@ -38,6 +39,7 @@ _active = [False]  # whether a command's handlers are installed: a retry after i
 _RETRY_SECONDS = 0.05  # a signal that arrived during an import is sent again after this long
 _RETRIES = 60  # ... at most this many times (3 s: torch's import takes 1-2 s); then it is raised where it lands
 _TORCH = f"{os.sep}torch{os.sep}"  # in the file names of torch's modules
+_WAKE_SECONDS = 0.1  # how often the main thread's wait for a pipe's next bytes looks for a signal
 
 
 def _handle(signum, frame) -> None:
@@ -103,6 +105,25 @@ def catch_interruptions():
         for s, handler in earlier.items():
             signal.signal(s, handler)
         _received.clear()
+
+
+def next_item(items: queue.Queue):
+    """``items.get()``, which a signal ends whichever thread the kernel handed it to.
+
+    The kernel gives a signal sent to the process to any thread that does not block it:
+    onnxruntime's, or the thread reading the pipe. Python's C handler, run there, only
+    marks the signal; the main thread runs the Python handler when it next runs Python
+    code. A main thread waiting on a lock with no time limit never does: ``predict`` on
+    a pipe kept open stayed deaf to SIGTERM and Ctrl-C (8 runs of 20 on a loaded
+    machine). A wait with a time limit wakes every 0.1 s, takes the GIL back and runs
+    the marked handler (Python checks for marked signals when the main thread takes the
+    GIL).
+    """
+    while True:
+        try:
+            return items.get(timeout=_WAKE_SECONDS)
+        except queue.Empty:
+            continue
 
 
 def raise_if_interrupted() -> None:

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Sequence
 from edgelr.csvblocks import BLOCK_BYTES, NotFast, data_lines, parse_block
 from edgelr.data import MISSING_TOKENS, check_header
 from edgelr.errors import DataError
+from edgelr.interrupts import next_item
 from edgelr.streams import Block, csv_source
 
 _BOM = b"\xef\xbb\xbf"
@@ -140,7 +141,7 @@ class _Kept(io.RawIOBase):
         if not self.left:
             if not self.live:
                 return self.handle.read(size)
-            item = self.end if self.end is not None else self.chunks.get()  # waits for the pipe: interruptible
+            item = self.end if self.end is not None else next_item(self.chunks)  # waits for the pipe
             if isinstance(item, BaseException):
                 raise item
             if not item:

@@ -25,7 +25,7 @@ from edgelr.errors import DataError
 from edgelr.metrics import classification_metrics
 from edgelr.pipes import piped_blocks
 from edgelr.runtime import Drift, Predictor, PredictorError
-from edgelr.streams import Block, JsonLinesWriter, csv_source, format_of, jsonl_source, open_source
+from edgelr.streams import Block, JsonLinesWriter, csv_source, format_of, jsonl_source, open_source, opened
 
 
 def predict_csv(predictor: Predictor, data: str | os.PathLike, out: TextIO) -> int:
@@ -119,17 +119,11 @@ def _blocks(predictor: Predictor, data: str, in_format: str, out_format: str, ke
                                     keep=keep, out_format=out_format, skip_rows=done):
                 yield block, False
         return
-    handle, name, live = open_source(data)
     source = jsonl_source if in_format == "jsonl" else piped_blocks
-    try:
+    with opened(data) as (handle, name, live):
         for block in source(handle, name, live, numeric=numeric, text=text, allow_missing=allow_missing,
                             keep=keep, out_format=out_format):
             yield block, live
-    finally:
-        # A file is closed here. Stdin is left open: its own reader, or a pipe's copy that the reading
-        # thread may still be blocked in (closing it would wait for that thread's read to end).
-        if data != "-":
-            handle.close()
 
 
 def feature_blocks(predictor: Predictor, data: str | os.PathLike, progress: Callable | None = None
@@ -258,18 +252,14 @@ def evaluate_rows(predictor: Predictor, data: str, label: str, *, in_format: str
     in_format = format_of(data, in_format)
     if in_format == "csv" and data != "-" and is_regular_file(data):
         return evaluate_csv(predictor, data, label)
-    handle, name, _ = open_source(data)
     source = piped_blocks if in_format == "csv" else jsonl_source
-    where = f"{name}, {'column' if in_format == 'csv' else 'key'} '{label}'"
     ys, probabilities = [], []
-    try:
-        for block in source(handle, name, False, numeric=predictor.feature_names, text=predictor.categorical_names,
+    with opened(data) as (handle, name, live):
+        where = f"{name}, {'column' if in_format == 'csv' else 'key'} '{label}'"
+        for block in source(handle, name, live, numeric=predictor.feature_names, text=predictor.categorical_names,
                             allow_missing=predictor.impute is not None, label=label):
             ys.append(class_indices(block.labels, predictor.classes, where=where))
             probabilities.append(predictor.score(block.numbers, block.text)[1])
-    finally:
-        if data != "-":
-            handle.close()
     if not ys:
         raise DataError(f"{name}: no rows to evaluate; expected at least one")
     return classification_metrics(np.concatenate(ys), np.concatenate(probabilities), _threshold(predictor))

@@ -15,6 +15,7 @@ all) into a CSV output. Torch-free: the standard library, numpy and edgelr.data.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -31,6 +32,7 @@ import numpy as np
 
 from edgelr.data import _NUMBER, MISSING_TOKENS, check_header, csv_numbers, missing_problem
 from edgelr.errors import DataError
+from edgelr.interrupts import next_item
 
 # Cells per batch of parsed records. A record is Python strings, ~60 bytes a cell: batches of 65,536 rows
 # of 31 cells held ~390 MiB; by cells, a batch is ~4,000 such rows (~85 MiB in all, as fast) whatever the
@@ -88,13 +90,33 @@ def open_source(data: str) -> tuple[io.BufferedReader, str, bool]:
             handle = open(os.dup(handle.fileno()), "rb")
         return handle, "stdin", live
     try:
-        return open(data, "rb"), data, False
+        handle = open(data, "rb")
     except FileNotFoundError as exc:
         raise DataError(f"{data}: no such file") from exc
     except IsADirectoryError as exc:
         raise DataError(f"{data}: is a directory; expected a CSV or JSON Lines file") from exc
     except OSError as exc:
         raise DataError(f"{data}: cannot be read ({exc.strerror or exc})") from exc
+    return handle, data, is_live(handle)  # a named pipe is read as stdin's is: on a thread, as rows come
+
+
+@contextlib.contextmanager
+def opened(data: str) -> Iterator[tuple[io.BufferedReader, str, bool]]:
+    """``open_source(data)`` for a ``with``: a file is closed at its end, and a named pipe read to its end.
+
+    Stdin is left open, and so is a pipe left before its end (an interruption, an error):
+    the thread reading it may still be blocked in a read, and closing the handle would
+    wait for that read to end, for ever if no more rows come. The process's end closes it.
+    """
+    handle, name, live = open_source(data)
+    try:
+        yield handle, name, live
+    except BaseException:
+        if data != "-" and not live:
+            handle.close()
+        raise
+    if data != "-":
+        handle.close()
 
 
 def batches(records: Iterator, live: bool, width: int) -> Iterator[list]:
@@ -128,7 +150,7 @@ def batches(records: Iterator, live: bool, width: int) -> Iterator[list]:
     done = False
     while not done:
         batch = []
-        item = q.get()  # waits for the next row: interruptible (Ctrl-C, SIGTERM)
+        item = next_item(q)  # waits for the next row
         while True:
             if item is _END:
                 done = True
