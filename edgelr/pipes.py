@@ -28,7 +28,9 @@ from edgelr.interrupts import next_item
 from edgelr.streams import Block, csv_source
 
 _BOM = b"\xef\xbb\xbf"
-_CHUNKS_AHEAD = 4  # chunks a live pipe's reader may hold before the scorer takes them: flat memory
+# Reads a live pipe's thread may hold for the scorer. A fast pipe gives 64 KB a read: 16 fill two
+# blocks (with 4, `cat | edgelr predict -` on 1M x 30 took ~10% longer); memory stays flat.
+_CHUNKS_AHEAD = 16
 
 
 def piped_blocks(handle, name: str, live: bool, *, numeric: Sequence[str], text: Sequence[str] = (),
