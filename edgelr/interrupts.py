@@ -110,14 +110,13 @@ def catch_interruptions():
 def next_item(items: queue.Queue):
     """``items.get()``, which a signal ends whichever thread the kernel handed it to.
 
-    The kernel gives a signal sent to the process to any thread that does not block it:
-    onnxruntime's, or the thread reading the pipe. Python's C handler, run there, only
-    marks the signal; the main thread runs the Python handler when it next runs Python
-    code. A main thread waiting on a lock with no time limit never does: ``predict`` on
-    a pipe kept open stayed deaf to SIGTERM and Ctrl-C (8 runs of 20 on a loaded
-    machine). A wait with a time limit wakes every 0.1 s, takes the GIL back and runs
-    the marked handler (Python checks for marked signals when the main thread takes the
-    GIL).
+    The kernel may give a signal sent to the process to any thread that does not block
+    it: onnxruntime's, or the thread reading the pipe. Python's C handler, run there,
+    only marks the signal; the main thread runs the Python handler when it next runs
+    Python code. A main thread waiting on a lock with no time limit never does:
+    ``predict`` on a pipe kept open stayed deaf to SIGTERM and Ctrl-C (8 runs of 20 on a
+    loaded machine). A wait with a time limit returns to Python code every 0.1 s, and
+    the main thread runs the marked handler there.
     """
     while True:
         try:

@@ -29,7 +29,8 @@ from edgelr.streams import Block, csv_source
 
 _BOM = b"\xef\xbb\xbf"
 # Reads a live pipe's thread may hold for the scorer. A fast pipe gives 64 KB a read: 16 fill two
-# blocks (with 4, `cat | edgelr predict -` on 1M x 30 took ~10% longer); memory stays flat.
+# blocks (with 4, `cat | edgelr predict -` on 1M x 30 took ~10% longer). Memory stays flat: at most
+# 16 reads of a block's size each, where a source gives that much at once.
 _CHUNKS_AHEAD = 16
 
 

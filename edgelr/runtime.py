@@ -136,15 +136,17 @@ class Predictor:
         label, proba = self._run(X)
         return self._class_array[label], proba
 
-    def score(self, features, categories=None, *, as_index: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def score(self, features, categories=None, *, as_index: bool = False, start: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
         """(class names (n_rows,), probabilities (n_rows, n_classes)) from the graph's own inputs.
 
         features : (n_rows, n_features) numbers in ``feature_names`` order, NaN where missing
         categories : (n_rows, len(categorical_names)) strings, "" where missing (text models)
         as_index : give each row's class as its index into ``classes`` (int64) instead of its name
+        start : the first row's number in an error's message (a block of a longer input)
         """
         features = self._as_array(features)
-        label, proba = self._run_inputs(features, self._text_input(categories, features.shape[0]))
+        label, proba = self._run_inputs(features, self._text_input(categories, features.shape[0]), start=start)
         return (label if as_index else self._class_array[label]), proba
 
     @property
@@ -245,8 +247,9 @@ class Predictor:
         return self._run_inputs(self._as_array(X), None, label=label, proba=proba)
 
     def _run_inputs(self, features: np.ndarray, categories: np.ndarray | None, *, label: bool = True,
-                    proba: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                    proba: bool = True, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(label indices, probabilities) of validated inputs; an output not asked for may be None.
+        An error names a row by its index plus ``start``.
 
         Non-finite inputs are found from the output, not by a second pass over X. The graph
         makes a row's probabilities NaN when its logits are not finite, so only rows with a
@@ -263,7 +266,7 @@ class Predictor:
         threads = min(self._threads, n // _SPLIT_ROWS) or 1
         if n <= _CHUNK_ROWS and threads == 1:
             labels, probabilities = self._run_block(features, categories)
-            self._check_rows(features, probabilities, 0)
+            self._check_rows(features, probabilities, 0, start)
             return labels, probabilities
         labels = np.empty(n, dtype=np.int64) if label else None
         probabilities = np.empty((n, len(self.classes)), dtype=np.float32) if proba else None
@@ -276,7 +279,7 @@ class Predictor:
         def score(done=None) -> None:
             i = -1
             try:
-                scorer = self._chunk_scorer(features, categories, labels, probabilities, rows)
+                scorer = self._chunk_scorer(features, categories, labels, probabilities, rows, start)
                 for i in jobs:
                     if failed and min(failed) < i:  # an earlier chunk has the first bad row
                         return
@@ -302,14 +305,15 @@ class Predictor:
         return labels, probabilities
 
     def _chunk_scorer(self, features: np.ndarray, categories: np.ndarray | None, labels: np.ndarray | None,
-                      probabilities: np.ndarray | None, rows: int):
+                      probabilities: np.ndarray | None, rows: int, start: int):
         """A function scoring rows a:b into ``labels`` and ``probabilities`` (either may be None: not asked for)
-        and checking them; b - a at most ``rows``, whole panels but for the batch's last rows. One per thread."""
+        and checking them; b - a at most ``rows``, whole panels but for the batch's last rows. One per thread.
+        ``start``: as ``_run_inputs``'."""
         width = len(self.classes)
 
         def copied(a: int, b: int) -> None:  # string inputs, or the rows past the last whole panel
             part_labels, part = self._run_block(features[a:b], None if categories is None else categories[a:b])
-            self._check_rows(features, part, a)
+            self._check_rows(features, part, a, start)
             if labels is not None:
                 labels[a:b] = part_labels
             if probabilities is not None:
@@ -332,7 +336,7 @@ class Predictor:
                 binding.bind_output("label", "cpu", 0, np.int64, [b - a], labels[a:].ctypes.data)
             binding.bind_output("probabilities", "cpu", 0, np.float32, [b - a, width], out.ctypes.data)
             self._session.run_with_iobinding(binding)
-            self._check_rows(features, out, a)
+            self._check_rows(features, out, a, start)
 
         return bound
 
@@ -383,8 +387,9 @@ class Predictor:
         feeds = {"features": features} if categories is None else {"features": features, "categories": categories}
         return self._session.run(["label", "probabilities"], feeds)
 
-    def _check_rows(self, features: np.ndarray, probabilities: np.ndarray, start: int) -> None:
-        """PredictorError naming the first bad value of the rows ``start:`` that ``probabilities`` scored."""
+    def _check_rows(self, features: np.ndarray, probabilities: np.ndarray, first: int, start: int = 0) -> None:
+        """PredictorError naming the first bad value of the rows ``first:`` that ``probabilities`` scored, a row
+        by its index in ``features`` plus ``start``."""
         if self._nan_rows:
             # One pass: numpy's max is NaN when a value is (3x quicker than a sum, 7 against 22 us per
             # 65,536-row chunk). A few rows: Python's sum, ~5x quicker than numpy's call.
@@ -397,11 +402,11 @@ class Predictor:
                 return
             cells = np.flatnonzero(~(probabilities.reshape(-1) > 0))  # NaN compares False too
             suspect = np.unique(cells // probabilities.shape[1])
-        self._check_finite(features, suspect + start)
+        self._check_finite(features, suspect + first, start)
         nan_rows = suspect[np.isnan(probabilities[suspect]).any(axis=1)]  # only the flagged rows: a hot path
         if nan_rows.size:  # finite inputs, yet the logits overflowed float32
-            raise PredictorError(f"row {nan_rows[0] + start}: feature values too large to score in float32 (the "
-                                 f"logits overflow); expected values of the size the model was trained on")
+            raise PredictorError(f"row {nan_rows[0] + first + start}: feature values too large to score in float32 "
+                                 "(the logits overflow); expected values of the size the model was trained on")
 
     def as_features(self, X) -> np.ndarray:
         """The numeric input of X as float32 of shape (n_rows, n_features), validated (finite values,
@@ -414,9 +419,9 @@ class Predictor:
         self._check_finite(arr, None)
         return arr
 
-    def _check_finite(self, arr: np.ndarray, rows: np.ndarray | None) -> None:
+    def _check_finite(self, arr: np.ndarray, rows: np.ndarray | None, start: int = 0) -> None:
         """PredictorError naming the first value of ``arr`` (of ``arr[rows]``, sorted rows) the model cannot take:
-        infinity, or NaN when the model does not impute."""
+        infinity, or NaN when the model does not impute; a row by its index in ``arr`` plus ``start``."""
         part = arr if rows is None else arr[rows]
         finite = np.isfinite(part) | (np.isnan(part) if self.impute else False)
         if np.count_nonzero(finite) != finite.size:  # what .all() says, without its Python-level wrapper
@@ -424,7 +429,7 @@ class Predictor:
             row = i if rows is None else rows[i]
             missing = (" (a missing value, which this model cannot fill in: it was trained without --impute)"
                        if np.isnan(arr[row, col]) else "")
-            raise PredictorError(f"row {row}, feature '{self.feature_names[col]}' is {arr[row, col]}; "
+            raise PredictorError(f"row {row + start}, feature '{self.feature_names[col]}' is {arr[row, col]}; "
                                  f"expected finite numbers{missing}")
 
     def _as_array(self, X) -> np.ndarray:

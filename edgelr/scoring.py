@@ -73,7 +73,7 @@ def predict_rows(predictor: Predictor, data: str, out: TextIO, *, in_format: str
         numbers = block.numbers
         text = block.text
         skip = block.skip
-        labels, proba = predictor.score(numbers, text, as_index=True)  # validates the rows first
+        labels, proba = predictor.score(numbers, text, as_index=True, start=rows - skip)  # validates the rows
         drift = block.drift.shifted(rows) if block.drift is not None else \
             predictor.drift_inputs(numbers[skip:], None if text is None else text[skip:], start=rows)
         if strict and drift.any:
@@ -253,13 +253,14 @@ def evaluate_rows(predictor: Predictor, data: str, label: str, *, in_format: str
     if in_format == "csv" and data != "-" and is_regular_file(data):
         return evaluate_csv(predictor, data, label)
     source = piped_blocks if in_format == "csv" else jsonl_source
-    ys, probabilities = [], []
+    ys, probabilities, rows = [], [], 0
     with opened(data) as (handle, name, live):
         where = f"{name}, {'column' if in_format == 'csv' else 'key'} '{label}'"
         for block in source(handle, name, live, numeric=predictor.feature_names, text=predictor.categorical_names,
                             allow_missing=predictor.impute is not None, label=label):
             ys.append(class_indices(block.labels, predictor.classes, where=where))
-            probabilities.append(predictor.score(block.numbers, block.text)[1])
+            probabilities.append(predictor.score(block.numbers, block.text, start=rows)[1])
+            rows += len(ys[-1])
     if not ys:
         raise DataError(f"{name}: no rows to evaluate; expected at least one")
     return classification_metrics(np.concatenate(ys), np.concatenate(probabilities), _threshold(predictor))

@@ -102,11 +102,13 @@ def open_source(data: str) -> tuple[io.BufferedReader, str, bool]:
 
 @contextlib.contextmanager
 def opened(data: str) -> Iterator[tuple[io.BufferedReader, str, bool]]:
-    """``open_source(data)`` for a ``with``: a file is closed at its end, and a named pipe read to its end.
+    """``open_source(data)`` for a ``with``: a file is closed at its end, and a pipe read to its end (a named
+    one, or the copy of stdin's descriptor that ``open_source`` made). Stdin itself is left open.
 
-    Stdin is left open, and so is a pipe left before its end (an interruption, an error):
-    the thread reading it may still be blocked in a read, and closing the handle would
-    wait for that read to end, for ever if no more rows come. The process's end closes it.
+    A pipe left before its end (an interruption, an error) is left open too: the thread
+    reading it may still be blocked in a read, and closing the handle would wait for that
+    read to end, for ever if no more rows come. The command's process ends soon after; a
+    library caller keeps that handle and its thread until the pipe's writer is done.
     """
     handle, name, live = open_source(data)
     try:
@@ -115,7 +117,7 @@ def opened(data: str) -> Iterator[tuple[io.BufferedReader, str, bool]]:
         if data != "-" and not live:
             handle.close()
         raise
-    if data != "-":
+    if data != "-" or live:
         handle.close()
 
 

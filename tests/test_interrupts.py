@@ -54,6 +54,17 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
 
 
+def answered(folder: Path) -> bool:
+    """Whether a temporary output in ``folder`` has some rows in it."""
+    return any((folder / name).stat().st_size > 0 for name in leftovers(folder))
+
+
+def fifo_writer(fifo: Path):
+    """The named pipe opened for writing without waiting for its reader (Linux: read and write), so that
+    a command that died before opening it fails the test instead of hanging it."""
+    return os.fdopen(os.open(fifo, os.O_RDWR), "w")
+
+
 @pytest.fixture
 def model(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("model")
@@ -72,7 +83,7 @@ def test_interrupted_predict_leaves_no_output_and_the_earlier_one_untouched(tmp_
     os.mkfifo(fifo)
     out.write_text("earlier output\n")
     proc = spawn([*EDGELR, "predict", str(model), str(fifo), "-o", str(out)])
-    with open(fifo, "w") as pipe:
+    with fifo_writer(fifo) as pipe:
         pipe.write("lecture_hours,lab_hours\n1,2\n5,3\n")
         pipe.flush()
         wait_for(lambda: catches(proc.pid, signal.SIGTERM) and leftovers(tmp_path), proc)
@@ -97,7 +108,8 @@ def signal_a_thread_not_main(pid: int, signum: int) -> None:
         raise OSError(ctypes.get_errno(), "tgkill")
 
 
-@pytest.mark.skipif(not hasattr(ctypes.CDLL(None), "tgkill"), reason="needs glibc's tgkill (2.30 and later)")
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "tgkill")),
+                    reason="needs Linux and glibc's tgkill (2.30 and later)")
 @pytest.mark.parametrize("through", ["named pipe", "stdin"])
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_another_thread_got_still_ends_predict_on_a_waiting_pipe(tmp_path, model, spawn, through,
@@ -113,12 +125,13 @@ def test_a_signal_another_thread_got_still_ends_predict_on_a_waiting_pipe(tmp_pa
         fifo = tmp_path / "rows.csv"
         os.mkfifo(fifo)
         proc = spawn([*EDGELR, "predict", str(model), str(fifo), "-o", str(out)])
-        pipe = open(fifo, "w")
+        pipe = fifo_writer(fifo)
     with pipe:
         pipe.write(rows)
         pipe.flush()
-        wait_for(lambda: catches(proc.pid, signal.SIGTERM) and leftovers(tmp_path), proc)
-        time.sleep(0.3)  # the rows read: the main thread is waiting for more
+        # The two rows answered (a pipe's output is flushed after each block): predict waits for more.
+        wait_for(lambda: catches(proc.pid, signal.SIGTERM) and answered(tmp_path), proc)
+        time.sleep(0.2)  # back in its wait
         signal_a_thread_not_main(proc.pid, signum)
         try:
             proc.wait(timeout=20)

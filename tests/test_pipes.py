@@ -70,6 +70,30 @@ def test_a_bad_cell_is_named_by_its_line_as_in_the_file(tmp_path, binary_onnx, a
     assert from_stdin.stderr.replace("stdin", "X") == from_file.stderr.replace(str(tmp_path / "in.csv"), "X")
 
 
+def test_a_value_the_model_cannot_take_is_named_by_its_row_whatever_the_blocks(tmp_path, binary_onnx):
+    """1e39 parses (float64) but is infinite in float32: the Predictor's error, raised on one block of many.
+    The row it names counts from the input's first row, from a file, stdin and a fast pipe (blocks of
+    whatever has arrived), for predict and evaluate alike; the blocks once named it from their own start."""
+    at = 30_000  # past the first blocks (~11,600 rows each)
+    rows = [f"{row},{i % 2}" for i, row in enumerate(big_rows(40_000))]
+    cells = rows[at].split(",")
+    cells[4] = "1e39"
+    rows[at] = ",".join(cells)
+    path = tmp_path / "in.csv"
+    path.write_text("\n".join([HEADER + ",y", *rows]) + "\n")
+    message = f"Error: row {at}, feature 'f3' is inf; expected finite numbers"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for command in (["predict", str(binary_onnx)], ["evaluate", str(binary_onnx), "--label", "y"]):
+        runs = {"file": CliRunner().invoke(main, [*command[:2], str(path), *command[2:]]),
+                "stdin": CliRunner().invoke(main, [*command[:2], "-", *command[2:]], input=path.read_bytes())}
+        for name, result in runs.items():
+            assert result.exit_code == 1 and result.stderr.strip() == message, (command[0], name, result.output)
+        piped = subprocess.run(f'cat "{path}" | "{sys.executable}" -m edgelr {command[0]} "{binary_onnx}" - '
+                               + " ".join(command[2:]), shell=True, capture_output=True, text=True, timeout=120,
+                               env=env)
+        assert piped.returncode == 1 and piped.stderr.strip() == message, (command[0], piped.stderr)
+
+
 @pytest.mark.parametrize("text", [
     '"id",f0,f1,f2,f3,f4\nr0,1,2,3,4,5\n',  # a quoted header: the exact reader from the first byte
     "id,f0,f1,f2,f3\nr0,1,2,3,4\n",  # a feature the header lacks
