@@ -111,13 +111,14 @@ def opened(data: str) -> Iterator[tuple[io.BufferedReader, str, bool]]:
     library caller keeps that handle and its thread until the pipe's writer is done.
     """
     handle, name, live = open_source(data)
+    ours = data != "-" or live  # a file, or open_source's copy of stdin's pipe: not sys.stdin itself
     try:
         yield handle, name, live
     except BaseException:
-        if data != "-" and not live:
+        if ours and not live:
             handle.close()
         raise
-    if data != "-" or live:
+    if ours:
         handle.close()
 
 
