@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from edgelr import kernels
 from edgelr.data import CACHE_CELLS, Moments, check_finite_matrix
 from edgelr.encoding import (
     ONE_PROCESS,
@@ -445,6 +446,10 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
         row's terms times its weight."""
         start, part = chunk
         part = np.asarray(part, dtype=dtype)
+        if out is None and weight is None and dtype == np.float32:
+            compiled = kernels.moment_sums(part, shift)  # one sweep of the chunk (edgelr.kernels)
+            if compiled is not None:
+                return compiled
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, huge values: the fit names them
             dev = _deviations(part, shift, scratch)
             if out is not None:
