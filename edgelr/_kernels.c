@@ -237,10 +237,14 @@ fail_x:
 
 #define MOMENT_ROWS 64 /* rows summed in float32 before their sums are added in float64 */
 
+INLINE float min2(float a, float b) { return a < b ? a : b; }
+INLINE float max2(float a, float b) { return a > b ? a : b; }
+
 /* out = [sum of x - shift, sum of (x - shift)^2, min of x, max of x] (4 rows of d) over
- * the rows. A NaN or infinity makes a column's sums non-finite, which is all the caller
- * looks at before it names the bad cell (its ranges are then not used). Four rows at a
- * time: each partial sum is loaded and stored once per four rows. */
+ * the rows; a NaN reaches all four of its column's, as numpy's reductions give. Four rows
+ * at a time: each partial sum is loaded and stored once per four rows. The extremes skip
+ * NaNs (a vector min or max); a column's sum of squares is NaN exactly when it holds one
+ * (squares of infinities and of overflowing values are +inf), and sets them at the end. */
 INLINE void moments_pass(Rows X, const float *restrict shift, double *restrict out, float *restrict scratch) {
     const Py_ssize_t d = X.cols;
     double *s1 = out, *s2 = out + d, *low = out + 2 * d, *high = out + 3 * d;
@@ -264,11 +268,8 @@ INLINE void moments_pass(Rows X, const float *restrict shift, double *restrict o
                             e3 = x3[j] - shift[j];
                 p1[j] += (e0 + e1) + (e2 + e3);
                 p2[j] += (e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3);
-                const float l01 = x0[j] < x1[j] ? x0[j] : x1[j], l23 = x2[j] < x3[j] ? x2[j] : x3[j];
-                const float h01 = x0[j] > x1[j] ? x0[j] : x1[j], h23 = x2[j] > x3[j] ? x2[j] : x3[j];
-                const float l = l01 < l23 ? l01 : l23, h = h01 > h23 ? h01 : h23;
-                lo[j] = l < lo[j] ? l : lo[j];
-                hi[j] = h > hi[j] ? h : hi[j];
+                lo[j] = min2(min2(min2(x0[j], x1[j]), min2(x2[j], x3[j])), lo[j]);
+                hi[j] = max2(max2(max2(x0[j], x1[j]), max2(x2[j], x3[j])), hi[j]);
             }
         }
         for (; i < n; i++) {
@@ -277,8 +278,8 @@ INLINE void moments_pass(Rows X, const float *restrict shift, double *restrict o
                 const float e = x[j] - shift[j];
                 p1[j] += e;
                 p2[j] += e * e;
-                lo[j] = x[j] < lo[j] ? x[j] : lo[j];
-                hi[j] = x[j] > hi[j] ? x[j] : hi[j];
+                lo[j] = min2(x[j], lo[j]);
+                hi[j] = max2(x[j], hi[j]);
             }
         }
         for (Py_ssize_t j = 0; j < d; j++) {
@@ -287,8 +288,8 @@ INLINE void moments_pass(Rows X, const float *restrict shift, double *restrict o
         }
     }
     for (Py_ssize_t j = 0; j < d; j++) {
-        low[j] = lo[j];
-        high[j] = hi[j];
+        low[j] = isnan(s2[j]) ? NAN : lo[j];
+        high[j] = isnan(s2[j]) ? NAN : hi[j];
     }
 }
 

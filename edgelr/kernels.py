@@ -42,8 +42,8 @@ def binary_sums(X: np.ndarray, w: np.ndarray, b: float, y: np.ndarray, weight: n
 def moment_sums(X: np.ndarray, shift: np.ndarray) -> np.ndarray | None:
     """[sum of X - shift, sum of (X - shift)^2, min of X, max of X] (4, d) float64 over X's rows, or None.
 
-    X (m, d) float32 with contiguous rows, shift (d,) float32. A NaN or infinity leaves
-    its column's sums non-finite; its min and max are then meaningless.
+    X (m, d) float32 with contiguous rows, shift (d,) float32. A NaN makes all four of
+    its column's NaN, as numpy's sums and extremes do.
     """
     if _kernels is None or not _rows_contiguous(X):
         return None
