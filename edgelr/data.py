@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgelr.errors import DataError
+from edgelr.interrupts import ThreadedReader
 
 STUDENTS_NAME = "students"
 
@@ -735,6 +736,10 @@ class _Table:
 
     def _open(self):
         try:
+            if not is_regular_file(self.path) and os.path.exists(self.path):
+                # A named pipe, read on a thread: a wait for its writer stays interruptible.
+                return io.TextIOWrapper(io.BufferedReader(ThreadedReader(self.path)), encoding="utf-8-sig",
+                                        newline="")
             return open(self.path, newline="", encoding="utf-8-sig")
         except FileNotFoundError as exc:
             raise DataError(f"{self.name}: no such file") from exc

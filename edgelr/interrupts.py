@@ -17,6 +17,7 @@ Standard library only: the edge commands use it.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import queue
 import signal
@@ -134,3 +135,50 @@ def raise_if_interrupted() -> None:
 def exit_status(exc: KeyboardInterrupt | Terminated) -> int:
     """130 for Ctrl-C, 143 for SIGTERM."""
     return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+
+
+class ThreadedReader(io.RawIOBase):
+    """A binary file opened and read on a thread of its own, its bytes waited for with ``next_item``.
+
+    For a named pipe read in the main thread (``edgelr train`` or ``report`` on one): its
+    open and its reads block until the writer writes, and a signal the kernel hands to
+    another thread (torch's) goes unheard for that long (``next_item``). Here the thread
+    blocks instead, a few reads ahead, and the main thread's wait wakes. Wrap it in
+    ``io.BufferedReader``.
+    """
+
+    _AHEAD = 4  # reads the thread may hold
+
+    def __init__(self, path: str, read_bytes: int = 1 << 16):
+        self._chunks: queue.Queue = queue.Queue(maxsize=self._AHEAD)
+        self._left = b""
+        self._end = False
+        threading.Thread(target=self._produce, args=(path, read_bytes), name="edgelr read", daemon=True).start()
+        first = next_item(self._chunks)  # the open's error, if any, is raised here
+        if isinstance(first, BaseException):
+            raise first
+        self._left, self._end = first, not first
+
+    def readable(self) -> bool:
+        return True
+
+    def _produce(self, path: str, read_bytes: int) -> None:
+        try:
+            with open(path, "rb", buffering=0) as handle:
+                while True:
+                    chunk = handle.read(read_bytes)
+                    self._chunks.put(chunk)
+                    if not chunk:
+                        return
+        except BaseException as exc:  # raised by the reader, in the main thread
+            self._chunks.put(exc)
+
+    def readinto(self, b) -> int:
+        if not self._left and not self._end:
+            item = next_item(self._chunks)
+            if isinstance(item, BaseException):
+                raise item
+            self._left, self._end = item, not item
+        data, self._left = self._left[: len(b)], self._left[len(b) :]
+        b[: len(data)] = data
+        return len(data)

@@ -142,6 +142,37 @@ def test_a_signal_another_thread_got_still_ends_predict_on_a_waiting_pipe(tmp_pa
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "tgkill")),
+                    reason="needs Linux and glibc's tgkill (2.30 and later)")
+@pytest.mark.parametrize("command", ["train", "report"])
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_another_thread_got_still_ends_train_on_a_waiting_named_pipe(tmp_path, spawn, command, signum,
+                                                                             status):
+    # train and report read the whole table before they fit: here the pipe's writer stops half-way.
+    fifo, out = tmp_path / "rows.csv", tmp_path / "m.pt"
+    os.mkfifo(fifo)
+    args = ["-o", str(out)] if command == "train" else ["--label", "passed", "-o", str(tmp_path / "report")]
+    model = []
+    if command == "report":
+        subprocess.run([*EDGELR, "train", "--val-fraction", "0", "-o", str(tmp_path / "s.pt")], check=True,
+                       capture_output=True)
+        model = [str(tmp_path / "s.pt")]
+    proc = spawn([*EDGELR, command, *model, str(fifo), *args])
+    with fifo_writer(fifo) as pipe:
+        pipe.write("lecture_hours,lab_hours,passed\n1,2,0\n5,3,1\n")
+        pipe.flush()
+        wait_for(lambda: catches(proc.pid, signal.SIGTERM) and len(os.listdir(f"/proc/{proc.pid}/task")) > 1, proc)
+        time.sleep(1.0)  # in its wait for the rest of the rows
+        signal_a_thread_not_main(proc.pid, signum)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{command} on a named pipe went on waiting after its {signum.name}")
+    assert proc.returncode == status, proc.stderr.read()
+    assert not out.exists() and not (tmp_path / "report").exists()
+    assert leftovers(tmp_path) == []
+
+
 def test_sigterm_during_predict_on_a_large_file(tmp_path, model, spawn):
     # 10M rows (~80 MB, a couple of seconds of scoring): the signal lands while the output is being written.
     data, out = tmp_path / "big.csv", tmp_path / "out.csv"
