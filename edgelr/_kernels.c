@@ -4,7 +4,8 @@
  * gradient's product as separate sweeps, each with its own dispatch; on 1M x 100 float32
  * a gradient pass took ~50 ms and the moments' pass ~75 ms where one read of the rows
  * takes ~17 ms. Here each row is read from memory once and used while it is in the CPU's
- * cache. Optional: setup.py builds it where a C compiler is, and edgelr.kernels falls back
+ * cache, and the loss's functions run as vector code (20-35 ms and 17-30 ms, two threads,
+ * on the 2-core machine of docs/benchmarks.md). Optional: setup.py builds it where a C compiler is, and edgelr.kernels falls back
  * to the numpy/torch passes where it is not (the results agree to float rounding).
  *
  * Both functions take numpy arrays through the buffer protocol (no numpy headers needed
@@ -112,15 +113,40 @@ INLINE const float *row(const float *base, Py_ssize_t r, Py_ssize_t n, Py_ssize_
     return base + (r < n ? r : n - 1) * stride;
 }
 
+/* exp(x) for x <= 0 in float32, within 1.1e-7 relative of the exact value (10^8 points of
+ * [-87, 0] against libm's double exp when written; tests/test_kernels.py checks the sums), in
+ * operations a vector unit has: x = k ln 2 + r with |r| <= ln 2 / 2, exp(r) by its Taylor
+ * series to r^7 (the rest < 5e-9), 2^k from the exponent's bits. Below -87 it gives exp(-87),
+ * 1.6e-38, near a float32's smallest normal value: nothing next to the 1 it is added to. */
+INLINE float exp_nonpositive(float x) {
+    const float clamped = x < -87.0f ? -87.0f : x;
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    const float k = (clamped * 1.44269504f + shifter) - shifter;
+    const float r = (clamped - k * 0.693145752f) - k * 1.42860677e-6f; /* ln 2 split: k * hi is exact */
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    const int bits = ((int)k + 127) << 23; /* 2^k, k in [-126, 0] */
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 /* out = [sum of losses, sum of g x (d values), sum of g], g = dloss/dz per row (times its
  * weight), over rows X with labels y (0/1) and logits z = x.w + b. The logits' product and
- * the gradient's run in float32 (as BLAS would); the loss and g in float64, and the
- * float32 partial sums of g x over CHUNK rows are added in float64. */
+ * the gradient's run in float32 (as BLAS would), and so do each row's loss terms and g
+ * (~1e-7 relative, as numpy's float32 pass); every sum over rows is taken in float64, the
+ * gradient's as float32 partial sums over CHUNK rows. */
 INLINE void binary_pass(Rows X, const float *w, double b, const long long *y, Py_ssize_t y_stride,
                             const double *weight, Py_ssize_t w_stride, int grad, double *restrict out,
                             float *restrict acc) {
     const Py_ssize_t d = X.cols;
-    float z[CHUNK + 3], g[CHUNK + 3];
+    float z[CHUNK + 3], g[CHUNK + 3], t[CHUNK], sg[CHUNK], ex[CHUNK];
     double loss = 0.0, gsum = 0.0;
     memset(out, 0, (size_t)(d + 2) * sizeof(double));
     for (Py_ssize_t start = 0; start < X.rows; start += CHUNK) {
@@ -130,26 +156,33 @@ INLINE void binary_pass(Rows X, const float *w, double b, const long long *y, Py
             dot4(row(base, i, n, X.row_stride), row(base, i + 1, n, X.row_stride), row(base, i + 2, n, X.row_stride),
                  row(base, i + 3, n, X.row_stride), w, d, z + i);
         /* t = z for class 0, -z for class 1: loss softplus(t) = max(t, 0) + log(1 + e), e = exp(-|t|),
-         * and dloss/dz = sign * sigmoid(t). Branch-free: a row's class and the sign of t are a coin
-         * toss to the branch predictor. Unweighted, the chunk's log(1 + e) terms are summed as the
-         * log of their product (at most 2^CHUNK, far inside a double; rounding ~CHUNK * 1e-16
-         * relative): one log per chunk instead of one per row, which took a third of the pass. */
+         * and dloss/dz = sign * sigmoid(t). t, e and g in float32, as the products (~1e-7 relative a
+         * row), in loops without branches that the compiler turns into vector code: a row's class and
+         * the sign of t are a coin toss to a branch predictor, and libm's exp and log1p, one call a
+         * row, took a third of the pass. The loss is summed in float64; unweighted, a chunk's log(1 + e)
+         * terms as the log of their product (at most 2^CHUNK, far inside a double): one log a chunk. */
+        for (Py_ssize_t i = 0; i < n; i++) {
+            sg[i] = 1.0f - 2.0f * (float)(y[(start + i) * y_stride] != 0);
+            t[i] = (float)((double)z[i] + b) * sg[i];
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            const float e = exp_nonpositive(-fabsf(t[i])), r = 1.0f / (1.0f + e);
+            ex[i] = e;
+            const float odds = t[i] >= 0.0f ? 1.0f : e; /* a select of two values, not of two products */
+            g[i] = sg[i] * (odds * r);
+        }
         double product = 1.0;
         for (Py_ssize_t i = 0; i < n; i++) {
-            const double sign = 1.0 - 2.0 * (double)(y[(start + i) * y_stride] != 0);
-            const double t = ((double)z[i] + b) * sign;
-            const double e = exp(-fabs(t)), r = 1.0 / (1.0 + e);
-            double gi = sign * (t >= 0.0 ? r : e * r);
+            const double above = t[i] > 0.0f ? (double)t[i] : 0.0;
             if (weight) {
                 const double wi = weight[(start + i) * w_stride];
-                loss += wi * (fmax(t, 0.0) + log1p(e));
-                gi *= wi;
+                loss += wi * (above + log1p((double)ex[i]));
+                g[i] = (float)(wi * g[i]);
             } else {
-                loss += fmax(t, 0.0);
-                product *= 1.0 + e;
+                loss += above;
+                product *= 1.0 + (double)ex[i];
             }
-            gsum += gi;
-            g[i] = (float)gi;
+            gsum += g[i];
         }
         loss += log(product);
         if (!grad) continue;

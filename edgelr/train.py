@@ -188,14 +188,14 @@ class Objective:
         """``_block_sums`` by edgelr.kernels (one read of each row) where it applies, else None.
 
         It applies to a binary model's float32 products of numeric rows in CPU memory, the
-        common case and the costly one (1M x 100: a full pass ~50 -> ~38 ms).
+        common case and the costly one (1M x 100: a full pass ~50 -> 20-35 ms).
         """
         if not (self.binary and X.dtype == torch.float32 and X.device.type == "cpu" and X.dim() == 2
                 and X.stride(1) == 1 and (slots is None or not slots.shape[1]) and kernels.available()):
             return None
         sums = kernels.binary_sums(X.numpy(), W[0, : X.shape[1]].contiguous().numpy(), float(b[0]), y.numpy(),
                                    None if w is None else w.numpy(), grad)
-        return torch.from_numpy(sums)
+        return None if sums is None else torch.from_numpy(sums)
 
     def subsample(self, step: int) -> Objective | None:
         """The same objective (same per-row penalty, same model) on every ``step``-th row, in memory.

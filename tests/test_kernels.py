@@ -69,6 +69,8 @@ def test_binary_sums_refuse_what_they_cannot_read():
     X = np.ones((8, 3), dtype=np.float32)
     w, y = np.ones(3, dtype=np.float32), np.zeros(8, dtype=np.int64)
     assert kernels.binary_sums(np.asfortranarray(X), w, 0.0, y, None, True) is None
+    assert kernels.binary_sums(X, w, 0.0, y.astype(np.int32), None, True) is None
+    assert kernels.moment_sums(X.astype(np.float64), w) is None
     with pytest.raises(TypeError, match="X: expected a 2-D array of kind 'f'"):
         kernels._kernels.binary_sums(X.astype(np.float64), w, 0.0, y, None, np.empty(5), True)
     with pytest.raises(ValueError, match="binary_sums"):
@@ -107,15 +109,29 @@ def test_moment_sums_of_a_column_with_a_non_finite_value_are_not_finite(bad, row
 
 @needs_kernels
 @pytest.mark.parametrize("weighted", [False, True])
-def test_a_fit_with_the_compiled_passes_equals_one_without(monkeypatch, weighted):
-    """On rows enough for float32 products (the kernels' case), with the warm start's every-k-th-row views."""
+@pytest.mark.parametrize("offset", [3.0, 300.0])
+def test_a_fit_with_the_compiled_passes_equals_one_without(monkeypatch, weighted, offset):
+    """On rows enough for float32 products (the kernels' case), with the warm start's every-k-th-row views;
+    means up to ``offset`` spreads from 0 (at 300 the blocks are centred first: ``Affine.folding``)."""
     rng = np.random.default_rng(3)
     n, d = 60_000, 80
-    X = (rng.normal(size=(n, d)) * rng.uniform(0.5, 20.0, size=d) + rng.uniform(-50, 50, size=d)).astype(np.float32)
-    y = (X @ rng.normal(size=d) / 20.0 + rng.logistic(size=n) > 0).astype(np.int64)
+    scale = rng.uniform(0.5, 20.0, size=d)
+    X = (rng.normal(size=(n, d)) * scale + rng.uniform(-offset, offset, size=d) * scale).astype(np.float32)
+    y = ((X - X.mean(axis=0)) / scale @ rng.normal(size=d) / 5.0 + rng.logistic(size=n) > 0).astype(np.int64)
     weight = rng.uniform(0.5, 2.0, size=n) if weighted else None
     fast = LogisticRegression(device="cpu").fit(X, y, sample_weight=weight)
     monkeypatch.setattr(kernels, "_kernels", None)
     plain = LogisticRegression(device="cpu").fit(X, y, sample_weight=weight)
-    assert abs(fast.history_[-1]["loss"] - plain.history_[-1]["loss"]) <= 1e-9 * plain.history_[-1]["loss"]
-    np.testing.assert_allclose(fast.predict_proba(X), plain.predict_proba(X), atol=1e-6)
+    # Both stop once max |gradient| <= 1e-6 (the default tol), each with its own float32 rounding: the
+    # objectives then agree to ~1e-9 relative, and the probabilities to ~2e-5 (a gradient of 1e-6 along
+    # the flattest direction of the objective leaves that much room), not to the bit.
+    assert abs(fast.history_[-1]["loss"] - plain.history_[-1]["loss"]) <= 1e-8 * plain.history_[-1]["loss"]
+    np.testing.assert_allclose(fast.predict_proba(X), plain.predict_proba(X), atol=1e-4)
+    if not weighted:  # and both are scikit-learn's model (standardized features, the same C), solved tightly
+        from sklearn.linear_model import LogisticRegression as Reference
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        reference = make_pipeline(StandardScaler(), Reference(C=1.0, tol=1e-10, max_iter=10_000))
+        expected = reference.fit(X.astype(np.float64), y).predict_proba(X.astype(np.float64))
+        np.testing.assert_allclose(fast.predict_proba(X), expected, atol=1e-4)
