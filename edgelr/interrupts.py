@@ -144,7 +144,8 @@ class ThreadedReader(io.RawIOBase):
     open and its reads block until the writer writes, and a signal the kernel hands to
     another thread (torch's) goes unheard for that long (``next_item``). Here the thread
     blocks instead, a few reads ahead, and the main thread's wait wakes. Wrap it in
-    ``io.BufferedReader``.
+    ``io.BufferedReader``. Closed before the pipe's end, it leaves the thread blocked in its
+    read until the writer writes or closes (a command's process ends first).
     """
 
     _AHEAD = 4  # reads the thread may hold

@@ -6,7 +6,7 @@ which computes the same sums to float rounding. Both read each row once (a block
 forward product, the loss and the gradient's product while the row is in the CPU's
 cache; the moments and ranges in one sweep), where the numpy/torch passes sweep a block
 several times: on 1M x 100 float32, a gradient pass ~50 -> 20-35 ms, the moments' pass
-~75 -> 17-30 ms (two threads; the 1M x 100 first fit 0.44x -> 0.27x scikit-learn's).
+~75 -> 17-30 ms (two threads; the 1M x 100 first fit 0.44x -> 0.27-0.31x scikit-learn's).
 """
 
 from __future__ import annotations

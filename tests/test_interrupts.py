@@ -108,6 +108,15 @@ def signal_a_thread_not_main(pid: int, signum: int) -> None:
         raise OSError(ctypes.get_errno(), "tgkill")
 
 
+def signal_a_thread_not_main_and_wait(proc: subprocess.Popen, signum: int, what: str) -> None:
+    """``signal_a_thread_not_main``, then a failed test if ``proc`` has not ended 20 s later."""
+    signal_a_thread_not_main(proc.pid, signum)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{what} went on waiting after its {signum.name}")
+
+
 @pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "tgkill")),
                     reason="needs Linux and glibc's tgkill (2.30 and later)")
 @pytest.mark.parametrize("through", ["named pipe", "stdin"])
@@ -132,11 +141,7 @@ def test_a_signal_another_thread_got_still_ends_predict_on_a_waiting_pipe(tmp_pa
         # The two rows answered (a pipe's output is flushed after each block): predict waits for more.
         wait_for(lambda: catches(proc.pid, signal.SIGTERM) and answered(tmp_path), proc)
         time.sleep(0.2)  # back in its wait
-        signal_a_thread_not_main(proc.pid, signum)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"predict on a {through} went on waiting after its {signum.name}")
+        signal_a_thread_not_main_and_wait(proc, signum, f"predict on a {through}")
     assert proc.returncode == status, proc.stderr.read()
     assert not out.exists()
     assert leftovers(tmp_path) == []
@@ -163,11 +168,7 @@ def test_a_signal_another_thread_got_still_ends_train_on_a_waiting_named_pipe(tm
         pipe.flush()
         wait_for(lambda: catches(proc.pid, signal.SIGTERM) and len(os.listdir(f"/proc/{proc.pid}/task")) > 1, proc)
         time.sleep(1.0)  # in its wait for the rest of the rows
-        signal_a_thread_not_main(proc.pid, signum)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"{command} on a named pipe went on waiting after its {signum.name}")
+        signal_a_thread_not_main_and_wait(proc, signum, f"{command} on a named pipe")
     assert proc.returncode == status, proc.stderr.read()
     assert not out.exists() and not (tmp_path / "report").exists()
     assert leftovers(tmp_path) == []
