@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Each pass is compiled twice: for the build's baseline CPU, and (GCC or clang on x86-64)
- * for CPUs with AVX2 and FMA, picked at run time. INLINE puts the helpers into each copy. */
+/* Each pass is compiled twice: for the build's baseline CPU, and (GCC or clang on x86-64
+ * Linux) for CPUs with AVX2 and FMA, picked at run time. INLINE puts the helpers into each copy. */
 #define INLINE static inline __attribute__((always_inline))
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
 #define WIDE_TARGET __attribute__((target("avx2,fma")))
 static int wide_cpu(void) {
     __builtin_cpu_init();
@@ -33,7 +33,9 @@ static int wide_cpu(void) { return 0; }
 #endif
 
 #define CHUNK 256 /* rows whose logits are held at once: their rows are still in cache for the gradient */
-#define LANES 8   /* independent partial sums of a dot product, so the compiler can use vector registers */
+/* Rows ahead whose lines the logits' loop asks the memory for: 8 made the pass ~10% faster than the
+ * hardware's own prefetch alone (18.5 against 21 ms on 1M x 100, two threads; 16 gained nothing, 32 less). */
+#define PREFETCH_ROWS 8
 
 typedef struct {
     const char *data;
@@ -57,8 +59,9 @@ static int kind_ok(const Py_buffer *v, char kind, Py_ssize_t itemsize) {
 static int take(PyObject *obj, Py_buffer *v, int ndim, char kind, Py_ssize_t itemsize, int writable, const char *name) {
     int flags = PyBUF_STRIDES | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, v, flags) != 0) return 0;
-    if (v->ndim != ndim || !kind_ok(v, kind, itemsize) || v->strides[ndim - 1] % itemsize != 0 ||
-        (ndim == 2 && v->strides[1] != itemsize) || (ndim == 2 && v->strides[0] % itemsize != 0)) {
+    /* A 2-D array's rows must be contiguous, but for one of a single column, whose column stride is never used. */
+    const int rows_apart = ndim == 2 && v->shape[1] > 1 && v->strides[1] != itemsize;
+    if (v->ndim != ndim || !kind_ok(v, kind, itemsize) || v->strides[0] % itemsize != 0 || rows_apart) {
         PyErr_Format(PyExc_TypeError, "%s: expected a %d-D array of kind '%c' (%zd bytes) with contiguous rows",
                      name, ndim, kind, itemsize);
         PyBuffer_Release(v);
@@ -117,9 +120,9 @@ INLINE const float *row(const float *base, Py_ssize_t r, Py_ssize_t n, Py_ssize_
  * [-87, 0] against libm's double exp when written; tests/test_kernels.py checks the sums), in
  * operations a vector unit has: x = k ln 2 + r with |r| <= ln 2 / 2, exp(r) by its Taylor
  * series to r^7 (the rest < 5e-9), 2^k from the exponent's bits. Below -87 it gives exp(-87),
- * 1.6e-38, near a float32's smallest normal value: nothing next to the 1 it is added to. */
+ * 1.6e-38, near a float32's smallest normal value; the loss adds such terms on their own. */
 INLINE float exp_nonpositive(float x) {
-    const float clamped = x < -87.0f ? -87.0f : x;
+    const float clamped = x >= -87.0f ? x : -87.0f; /* a NaN too: k stays an integer (no undefined conversion) */
     const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
     const float k = (clamped * 1.44269504f + shifter) - shifter;
     const float r = (clamped - k * 0.693145752f) - k * 1.42860677e-6f; /* ln 2 split: k * hi is exact */
@@ -134,7 +137,7 @@ INLINE float exp_nonpositive(float x) {
     const int bits = ((int)k + 127) << 23; /* 2^k, k in [-126, 0] */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return x != x ? x : p * scale; /* a NaN logit (a diverged fit) gives a NaN loss */
 }
 
 /* out = [sum of losses, sum of g x (d values), sum of g], g = dloss/dz per row (times its
@@ -152,9 +155,14 @@ INLINE void binary_pass(Rows X, const float *w, double b, const long long *y, Py
     for (Py_ssize_t start = 0; start < X.rows; start += CHUNK) {
         const Py_ssize_t n = X.rows - start < CHUNK ? X.rows - start : CHUNK;
         const float *base = (const float *)X.data + start * X.row_stride;
-        for (Py_ssize_t i = 0; i < n; i += 4)
+        for (Py_ssize_t i = 0; i < n; i += 4) {
+            if (i + PREFETCH_ROWS + 4 <= n) /* the group PREFETCH_ROWS rows on, a cache line at a time */
+                for (int q = 0; q < 4; q++)
+                    for (Py_ssize_t k = 0; k < d; k += 16)
+                        __builtin_prefetch(base + (i + PREFETCH_ROWS + q) * X.row_stride + k);
             dot4(row(base, i, n, X.row_stride), row(base, i + 1, n, X.row_stride), row(base, i + 2, n, X.row_stride),
                  row(base, i + 3, n, X.row_stride), w, d, z + i);
+        }
         /* t = z for class 0, -z for class 1: loss softplus(t) = max(t, 0) + log(1 + e), e = exp(-|t|),
          * and dloss/dz = sign * sigmoid(t). t, e and g in float32, as the products (~1e-7 relative a
          * row), in loops without branches that the compiler turns into vector code: a row's class and
@@ -179,8 +187,10 @@ INLINE void binary_pass(Rows X, const float *w, double b, const long long *y, Py
                 loss += wi * (above + log1p((double)ex[i]));
                 g[i] = (float)(wi * g[i]);
             } else {
-                loss += above;
-                product *= 1.0 + (double)ex[i];
+                /* log(1 + e) = e to 3e-8 relative below 2^-24, where 1 + e would round e away: summed as is */
+                const int tiny = ex[i] < 0x1p-24f;
+                loss += above + (tiny ? (double)ex[i] : 0.0);
+                product *= tiny ? 1.0 : 1.0 + (double)ex[i];
             }
             gsum += g[i];
         }

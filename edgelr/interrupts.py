@@ -144,8 +144,8 @@ class ThreadedReader(io.RawIOBase):
     open and its reads block until the writer writes, and a signal the kernel hands to
     another thread (torch's) goes unheard for that long (``next_item``). Here the thread
     blocks instead, a few reads ahead, and the main thread's wait wakes. Wrap it in
-    ``io.BufferedReader``. Closed before the pipe's end, it leaves the thread blocked in its
-    read until the writer writes or closes (a command's process ends first).
+    ``io.BufferedReader``. Closed before the pipe's end, the thread stops at its next read
+    (one blocked in a read ends when the writer writes or closes).
     """
 
     _AHEAD = 4  # reads the thread may hold
@@ -153,33 +153,54 @@ class ThreadedReader(io.RawIOBase):
     def __init__(self, path: str, read_bytes: int = 1 << 16):
         self._chunks: queue.Queue = queue.Queue(maxsize=self._AHEAD)
         self._left = b""
-        self._end = False
+        self._end: bool | BaseException = False  # True at the end; the reader's error once it is raised
+        self._closing = threading.Event()
         threading.Thread(target=self._produce, args=(path, read_bytes), name="edgelr read", daemon=True).start()
-        first = next_item(self._chunks)  # the open's error, if any, is raised here
-        if isinstance(first, BaseException):
-            raise first
-        self._left, self._end = first, not first
+        self._take()  # the open's error, if any, is raised here
 
     def readable(self) -> bool:
         return True
 
+    def close(self) -> None:
+        self._closing.set()
+        with contextlib.suppress(queue.Empty):  # room for the thread's pending put, which then sees the flag
+            while True:
+                self._chunks.get_nowait()
+        super().close()
+
     def _produce(self, path: str, read_bytes: int) -> None:
         try:
             with open(path, "rb", buffering=0) as handle:
-                while True:
+                while not self._closing.is_set():
                     chunk = handle.read(read_bytes)
-                    self._chunks.put(chunk)
+                    self._hand(chunk)
                     if not chunk:
                         return
         except BaseException as exc:  # raised by the reader, in the main thread
-            self._chunks.put(exc)
+            self._hand(exc)
+
+    def _hand(self, item) -> None:
+        """Queue ``item`` for the reader, unless it has closed (nobody would take it)."""
+        while not self._closing.is_set():
+            with contextlib.suppress(queue.Full):
+                self._chunks.put(item, timeout=_WAKE_SECONDS)
+                return
+
+    def _take(self) -> None:
+        """The next read's bytes into ``_left`` (b"" at the end); the reader's error raised, then and after."""
+        if isinstance(self._end, BaseException):
+            raise self._end
+        if self._end:
+            return
+        item = next_item(self._chunks)
+        if isinstance(item, BaseException):
+            self._end = item
+            raise item
+        self._left, self._end = item, not item
 
     def readinto(self, b) -> int:
-        if not self._left and not self._end:
-            item = next_item(self._chunks)
-            if isinstance(item, BaseException):
-                raise item
-            self._left, self._end = item, not item
+        if not self._left:
+            self._take()
         data, self._left = self._left[: len(b)], self._left[len(b) :]
         b[: len(data)] = data
         return len(data)

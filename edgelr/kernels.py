@@ -30,8 +30,8 @@ def binary_sums(X: np.ndarray, w: np.ndarray, b: float, y: np.ndarray, weight: n
     X (m, d) float32 with contiguous rows (any row stride), w (d,) float32, b the float64
     bias, y (m,) int64 labels 0/1, weight (m,) float64 or None; g is dloss/dz per row
     (times its weight). Without ``grad`` only the first entry is filled (the rest zero);
-    the sum of g is filled either way. None also for arrays of other kinds or layouts: the
-    caller's own pass takes them.
+    the sum of g is filled either way. None also for arrays of other kinds, or an X whose
+    rows are not contiguous: the caller's own pass takes them.
     """
     kinds = (X.dtype, w.dtype, y.dtype, np.float64 if weight is None else weight.dtype)
     if _kernels is None or not _rows_contiguous(X) or kinds != (np.float32, np.float32, np.int64, np.float64):
@@ -57,3 +57,4 @@ def moment_sums(X: np.ndarray, shift: np.ndarray) -> np.ndarray | None:
 def _rows_contiguous(X: np.ndarray) -> bool:
     """Whether each row's values are adjacent (a C-ordered array or every k-th row of one), as the kernels read them."""
     return X.ndim == 2 and (X.shape[1] <= 1 or X.strides[1] == X.itemsize) and X.strides[0] % X.itemsize == 0
+    # (one column: its stride is never used, and the kernels take any)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -247,3 +249,27 @@ def test_a_signal_sent_again_after_the_command_ended_does_not_kill_the_process()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, (result.returncode, result.stderr)
     assert result.stdout.strip() == "alive"
+
+
+def test_a_threaded_reader_closed_early_lets_its_writer_go_and_raises_its_error_again(tmp_path):
+    fifo = tmp_path / "rows.csv"
+    os.mkfifo(fifo)
+    ended = []
+
+    def write() -> None:
+        try:
+            with open(fifo, "wb") as out:
+                for _ in range(400):  # 25 MB: far past the pipe's buffer and the reader's reads ahead
+                    out.write(b"x" * 65_536)
+        except BrokenPipeError:
+            ended.append("broken pipe")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    reader = io.BufferedReader(interrupts.ThreadedReader(str(fifo)))
+    assert reader.read(10) == b"x" * 10
+    reader.close()
+    writer.join(10)
+    assert not writer.is_alive() and ended == ["broken pipe"]
+    with pytest.raises(IsADirectoryError):
+        interrupts.ThreadedReader(str(tmp_path))

@@ -135,3 +135,37 @@ def test_a_fit_with_the_compiled_passes_equals_one_without(monkeypatch, weighted
         reference = make_pipeline(StandardScaler(), Reference(C=1.0, tol=1e-10, max_iter=10_000))
         expected = reference.fit(X.astype(np.float64), y).predict_proba(X.astype(np.float64))
         np.testing.assert_allclose(fast.predict_proba(X), expected, atol=1e-4)
+
+
+@needs_kernels
+def test_one_column_taken_with_a_step_is_read_as_any_other():
+    """A single column's stride is never used: ``A[:, ::9]`` is summed, not refused."""
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(700, 9)).astype(np.float32)
+    X, y = A[:, ::9], (A[:, 0] > 0).astype(np.int64)
+    w = np.array([0.7], dtype=np.float32)
+    loss, grad, _ = _binary_reference(X, w, -0.2, y, None)
+    out = kernels.binary_sums(X, w, -0.2, y, None, grad=True)
+    np.testing.assert_allclose(out[:2], [loss, grad[0]], rtol=1e-5)
+    moments = kernels.moment_sums(X, np.zeros(1, dtype=np.float32))
+    np.testing.assert_allclose(moments[0], X.sum(axis=0, dtype=np.float64), rtol=1e-5)
+
+
+@needs_kernels
+@pytest.mark.parametrize("margin", [20.0, 40.0, 80.0])
+def test_far_saturated_rows_keep_their_tiny_losses(margin):
+    """log(1 + e) for e = exp(-margin): at 40 and 80 it is below a double's rounding of 1 + e, and still counts."""
+    m = 1_000
+    X = np.ones((m, 1), dtype=np.float32)
+    y = np.zeros(m, dtype=np.int64)  # class 0, z = -margin: t = -margin, the loss softplus(-margin) a row
+    out = kernels.binary_sums(X, np.array([-margin], dtype=np.float32), 0.0, y, None, grad=False)
+    np.testing.assert_allclose(out[0], m * np.logaddexp(0.0, -margin), rtol=1e-6)
+
+
+@needs_kernels
+def test_a_nan_logit_gives_a_nan_loss():
+    """A diverged fit's parameters: the loss must say so (edgelr.train raises on it)."""
+    X = np.ones((10, 2), dtype=np.float32)
+    out = kernels.binary_sums(X, np.array([np.nan, 1.0], dtype=np.float32), 0.0, np.zeros(10, dtype=np.int64), None,
+                              grad=True)
+    assert np.isnan(out[0]) and np.isnan(out[1:]).all()
