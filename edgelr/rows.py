@@ -446,8 +446,8 @@ def plain_stats(X: np.ndarray, index: np.ndarray | None = None, *, out: torch.Te
         row's terms times its weight."""
         start, part = chunk
         part = np.asarray(part, dtype=dtype)
-        if out is None and weight is None and dtype == np.float32:
-            compiled = kernels.moment_sums(part, shift)  # one sweep of the chunk (edgelr.kernels)
+        if out is None and weight is None:
+            compiled = kernels.moment_sums(part, shift)  # one sweep of a float32 chunk (edgelr.kernels)
             if compiled is not None:
                 return compiled
         with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, huge values: the fit names them
