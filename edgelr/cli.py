@@ -402,7 +402,8 @@ def predict(model, data, out, in_format, keep, explain, strict, threads) -> None
     progress = _ScoringProgress.for_input(data, to_stdout)
     try:
         if to_stdout:
-            result = predict_rows(predictor, data, sys.stdout, progress=progress, **options)
+            with _rows_out() as rows_out:  # every row in the pipe before the drift warnings and the exit
+                result = predict_rows(predictor, data, rows_out, progress=progress, **options)
         else:
             from edgelr.fileio import atomic_path
 
@@ -415,6 +416,18 @@ def predict(model, data, out, in_format, keep, explain, strict, threads) -> None
         click.echo(f"warning: {line}", err=True)
     if not to_stdout:
         click.echo(f"wrote {result.rows} predictions to {out}", err=True)
+
+
+def _rows_out():
+    """Where predict writes its rows on stdout: for a pipe or a socket, which a stalled reader can fill, a
+    writer whose wait hears a signal (``interrupts.ThreadedWriter``); else ``sys.stdout`` itself."""
+    from edgelr.interrupts import ThreadedWriter
+    from edgelr.streams import is_live
+
+    if not is_live(sys.stdout) or sys.stdout.isatty():
+        return contextlib.nullcontext(sys.stdout)
+    sys.stdout.flush()  # what was written before comes first
+    return ThreadedWriter(sys.stdout.fileno(), sys.stdout.encoding, sys.stdout.errors or "strict")
 
 
 @main.command()

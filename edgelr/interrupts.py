@@ -21,7 +21,9 @@ import io
 import os
 import queue
 import signal
+import stat
 import threading
+from collections.abc import Callable, Iterable, Iterator
 
 
 class Terminated(BaseException):
@@ -40,7 +42,7 @@ _active = [False]  # whether a command's handlers are installed: a retry after i
 _RETRY_SECONDS = 0.05  # a signal that arrived during an import is sent again after this long
 _RETRIES = 60  # ... at most this many times (3 s: torch's import takes 1-2 s); then it is raised where it lands
 _TORCH = f"{os.sep}torch{os.sep}"  # in the file names of torch's modules
-_WAKE_SECONDS = 0.1  # how often the main thread's wait for a pipe's next bytes looks for a signal
+_WAKE_SECONDS = 0.1  # how often a wait for a pipe's next bytes looks for a signal (and a close)
 
 
 def _handle(signum, frame) -> None:
@@ -108,24 +110,6 @@ def catch_interruptions():
         _received.clear()
 
 
-def next_item(items: queue.Queue):
-    """``items.get()``, which a signal ends whichever thread the kernel handed it to.
-
-    The kernel may give a signal sent to the process to any thread that does not block
-    it: onnxruntime's, or the thread reading the pipe. Python's C handler, run there,
-    only marks the signal; the main thread runs the Python handler when it next runs
-    Python code. A main thread waiting on a lock with no time limit never does:
-    ``predict`` on a pipe kept open stayed deaf to SIGTERM and Ctrl-C (8 runs of 20 on a
-    loaded machine). A wait with a time limit returns to Python code every 0.1 s, and
-    the main thread runs the marked handler there.
-    """
-    while True:
-        try:
-            return items.get(timeout=_WAKE_SECONDS)
-        except queue.Empty:
-            continue
-
-
 def raise_if_interrupted() -> None:
     """Raise the first interruption again if one arrived (and was swallowed on its way up)."""
     if _received:
@@ -137,66 +121,117 @@ def exit_status(exc: KeyboardInterrupt | Terminated) -> int:
     return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
-class ThreadedReader(io.RawIOBase):
-    """A binary file opened and read on a thread of its own, its bytes waited for with ``next_item``.
+class ReadAhead:
+    """The items of an iterable made and run on a thread of its own, at most ``ahead`` of their reader,
+    waited for so that a signal is heard (``get``): the one way edgelr reads a pipe ahead
+    (``ThreadedReader``, the live pipe of ``pipes``, the records of ``streams.batches``).
 
-    For a named pipe read in the main thread (``edgelr train`` or ``report`` on one): its
-    open and its reads block until the writer writes, and a signal the kernel hands to
-    another thread (torch's) goes unheard for that long (``next_item``). Here the thread
-    blocks instead, a few reads ahead, and the main thread's wait wakes. Wrap it in
-    ``io.BufferedReader``. Closed before the pipe's end, the thread stops at its next read
-    (one blocked in a read ends when the writer writes or closes).
+    ``produce`` is called on the thread (an ``open`` that waits for a pipe's writer waits there).
+    ``get`` gives the next item, ``END`` after the last (then and after), and raises the producer's
+    error (then and after). ``close`` lets the thread go: it stops at its next item, or, blocked in a
+    read, when that read ends (the writer writes or closes); a reader left early leaves no thread
+    blocked for good.
     """
 
-    _AHEAD = 4  # reads the thread may hold
+    END = object()  # what ``get`` gives after the last item
 
-    def __init__(self, path: str, read_bytes: int = 1 << 16):
-        self._chunks: queue.Queue = queue.Queue(maxsize=self._AHEAD)
-        self._left = b""
-        self._end: bool | BaseException = False  # True at the end; the reader's error once it is raised
+    def __init__(self, produce: Callable[[], Iterable], ahead: int, name: str = "edgelr read"):
+        self._items: queue.Queue = queue.Queue(maxsize=ahead)
+        self._next = None  # an item taken by ``arrived`` ahead of its turn (the end, or an error)
         self._closing = threading.Event()
-        threading.Thread(target=self._produce, args=(path, read_bytes), name="edgelr read", daemon=True).start()
-        self._take()  # the open's error, if any, is raised here
+        threading.Thread(target=self._run, args=(produce,), name=name, daemon=True).start()
 
-    def readable(self) -> bool:
-        return True
+    def _run(self, produce: Callable[[], Iterable]) -> None:
+        try:
+            for item in produce():
+                if not self._hand(item):
+                    return
+            self._hand(self.END)
+        except BaseException as exc:  # raised by the reader
+            self._hand(_Failure(exc))
+
+    def _hand(self, item) -> bool:
+        """Queue ``item`` for the reader; False when it has closed (nobody would take it)."""
+        while not self._closing.is_set():
+            with contextlib.suppress(queue.Full):
+                self._items.put(item, timeout=_WAKE_SECONDS)
+                return True
+        return False
+
+    def get(self):
+        """The next item, waiting for it; ``END`` after the last, or once closed; the producer's error raised.
+
+        The kernel may give a signal sent to the process to any thread that does not block
+        it: onnxruntime's, torch's, or this reading thread. Python's C handler, run there,
+        only marks the signal; the main thread runs the Python handler when it next runs
+        Python code. A main thread waiting on a lock with no time limit never does:
+        ``predict`` on a pipe kept open stayed deaf to SIGTERM and Ctrl-C (8 runs of 20 on a
+        loaded machine). This wait returns to Python code every 0.1 s, and the main thread
+        runs the marked handler there.
+        """
+        item = self._next
+        while item is None:
+            if self._closing.is_set():  # nothing more comes: a reader of this one, on another thread, ends too
+                return self.END
+            with contextlib.suppress(queue.Empty):
+                item = self._items.get(timeout=_WAKE_SECONDS)
+        if item is self.END or isinstance(item, _Failure):
+            self._next = item  # for every later call too
+        if isinstance(item, _Failure):
+            raise item.exc
+        return item
+
+    def arrived(self) -> Iterator:
+        """The items that have arrived already, without waiting; the end and an error wait for ``get``."""
+        while self._next is None:
+            try:
+                item = self._items.get_nowait()
+            except queue.Empty:
+                return
+            if item is self.END or isinstance(item, _Failure):
+                self._next = item
+                return
+            yield item
 
     def close(self) -> None:
         self._closing.set()
         with contextlib.suppress(queue.Empty):  # room for the thread's pending put, which then sees the flag
             while True:
-                self._chunks.get_nowait()
+                self._items.get_nowait()
+
+
+class _Failure:
+    """The producer's error, as an item."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+
+class ThreadedReader(io.RawIOBase):
+    """A binary file opened and read on a thread of its own (``ReadAhead``), a few reads ahead.
+
+    For a named pipe read in the main thread (``edgelr train`` or ``report`` on one): its
+    open and its reads block until the writer writes, and a signal the kernel hands to
+    another thread (torch's) goes unheard for that long (``ReadAhead.get``). Here the thread
+    blocks instead and the main thread's wait wakes. Wrap it in ``io.BufferedReader``.
+    The open's error is raised by the constructor.
+    """
+
+    def __init__(self, path: str, read_bytes: int = 1 << 16, ahead: int = 4):
+        self._ahead = ReadAhead(lambda: _reads(path, read_bytes), ahead)
+        self._left = b""
+        self._take()
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._ahead.close()
         super().close()
 
-    def _produce(self, path: str, read_bytes: int) -> None:
-        try:
-            with open(path, "rb", buffering=0) as handle:
-                while not self._closing.is_set():
-                    chunk = handle.read(read_bytes)
-                    self._hand(chunk)
-                    if not chunk:
-                        return
-        except BaseException as exc:  # raised by the reader, in the main thread
-            self._hand(exc)
-
-    def _hand(self, item) -> None:
-        """Queue ``item`` for the reader, unless it has closed (nobody would take it)."""
-        while not self._closing.is_set():
-            with contextlib.suppress(queue.Full):
-                self._chunks.put(item, timeout=_WAKE_SECONDS)
-                return
-
     def _take(self) -> None:
-        """The next read's bytes into ``_left`` (b"" at the end); the reader's error raised, then and after."""
-        if isinstance(self._end, BaseException):
-            raise self._end
-        if self._end:
-            return
-        item = next_item(self._chunks)
-        if isinstance(item, BaseException):
-            self._end = item
-            raise item
-        self._left, self._end = item, not item
+        item = self._ahead.get()
+        self._left = b"" if item is ReadAhead.END else item
 
     def readinto(self, b) -> int:
         if not self._left:
@@ -204,3 +239,105 @@ class ThreadedReader(io.RawIOBase):
         data, self._left = self._left[: len(b)], self._left[len(b) :]
         b[: len(data)] = data
         return len(data)
+
+
+class ThreadedWriter:
+    """Text for a pipe (stdout read by another program), written on a thread of its own.
+
+    A reader that stops reading leaves the pipe full, and a write to it waits; in the main
+    thread that wait is deaf to a signal the kernel hands another thread (``ReadAhead.get``):
+    ``edgelr predict ... | stalled`` ignored SIGTERM. Here the thread waits in the write and
+    the main thread in ``write`` or ``flush`` wakes every 0.1 s. The thread writes to a copy of
+    the descriptor: left blocked in a write when the process ends (an interruption), it holds
+    no lock that Python's shutdown would wait for, as the flush of ``sys.stdout`` would.
+    The writer's error (BrokenPipeError: the reader went away) is raised by the next call.
+    """
+
+    def __init__(self, fd: int, encoding: str = "utf-8", errors: str = "strict", ahead: int = 2):
+        self._fd = os.dup(fd)
+        self._encoding, self._errors = encoding, errors
+        self._items: queue.Queue = queue.Queue(maxsize=ahead)  # blocks of rows: a few MB each at most
+        self._sent = self._written = 0
+        self._error: BaseException | None = None
+        self._progress = threading.Condition()
+        threading.Thread(target=self._run, name="edgelr write", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            while (data := self._items.get()) is not None:
+                view = memoryview(data)
+                while view:  # a pipe's write may take part of it
+                    view = view[os.write(self._fd, view):]
+                with self._progress:
+                    self._written += 1
+                    self._progress.notify_all()
+        except BaseException as exc:  # raised by the caller's next write or flush
+            with self._progress:
+                self._error = exc
+                self._progress.notify_all()
+        finally:
+            os.close(self._fd)
+
+    def __enter__(self) -> ThreadedWriter:
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        """Every row written reaches the pipe (an error's message follows the rows before it), but after
+        an interruption, which a stalled reader may be the reason for: those rows are dropped."""
+        if kind is not None and issubclass(kind, INTERRUPTIONS):
+            return
+        try:
+            self.close()
+        except OSError:
+            if kind is None:
+                raise  # else the error on its way stands
+
+    def write(self, text: str) -> int:
+        self._raise()
+        data = text.encode(self._encoding, self._errors)
+        while True:
+            with contextlib.suppress(queue.Full):
+                self._items.put(data, timeout=_WAKE_SECONDS)
+                break
+            self._raise()
+        self._sent += 1
+        return len(text)
+
+    def flush(self) -> None:
+        """Wait until every write so far is in the pipe."""
+        with self._progress:
+            while self._written < self._sent and self._error is None:
+                self._progress.wait(_WAKE_SECONDS)
+        self._raise()
+
+    def close(self) -> None:
+        """Flush, then let the thread go."""
+        self.flush()
+        self._items.put(None)
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+def open_heard(path: str) -> io.BufferedReader:
+    """``open(path, "rb")``; for a named pipe, whose open waits until a writer opens it, the open runs on a
+    thread (``ReadAhead``) and the wait hears a signal. Left early, that thread's handle, opened later, is
+    closed when it is dropped."""
+    try:
+        fifo = stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        fifo = False  # the open says what is wrong
+    if not fifo:
+        return open(path, "rb")
+    ahead = ReadAhead(lambda: [open(path, "rb")], 1, "edgelr open")
+    try:
+        return ahead.get()
+    finally:
+        ahead.close()
+
+
+def _reads(path: str, size: int) -> Iterator[bytes]:
+    with open(path, "rb", buffering=0) as handle:
+        while chunk := handle.read(size):
+            yield chunk

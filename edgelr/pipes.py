@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import csv
 import io
-import queue
-import threading
 from collections.abc import Iterator, Sequence
 
 from edgelr.csvblocks import BLOCK_BYTES, NotFast, data_lines, parse_block
 from edgelr.data import MISSING_TOKENS, check_header
 from edgelr.errors import DataError
-from edgelr.interrupts import next_item
+from edgelr.interrupts import ReadAhead
 from edgelr.streams import Block, csv_source
 
 _BOM = b"\xef\xbb\xbf"
@@ -44,40 +42,40 @@ def piped_blocks(handle, name: str, live: bool, *, numeric: Sequence[str], text:
         yield from csv_source(handle, name, live, numeric=numeric, text=text, allow_missing=allow_missing,
                               keep=keep, label=label, out_format=out_format)
         return
-    source = _Kept(handle, live)
-    header: list[bytes] = []
-    start = 0  # the stream's offset of the first byte not yet handed on in a block
-    lines_before = 0  # the stream's lines before that byte, the header's included
-    handed = 0
-    try:
-        layout = None
-        for lines in data_lines(source, BLOCK_BYTES, buffers=2, header_line=header):
-            if layout is None:
-                layout = _layout(header[0], numeric, [*keep, *([label] if label else [])])
-                start, lines_before = source.offset_after_header(header[0]), 1
-            width, cols, keep_cols = layout
-            parsed = parse_block(lines, width, cols, keep_cols or None)
-            values, kept = parsed if keep_cols else (parsed, None)
-            labels = None
-            if label:  # the last kept cell of each line; no quotes in a fast block, so a comma ends each cell
-                kept, labels = _split_labels(kept, bool(keep))
-            if kept is not None and out_format != "csv":
-                kept = [k.split(",")[:-1] for k in kept]
-            yield Block(values, None, kept, labels)
-            handed += values.shape[0]
-            start += lines.stop - lines.start
-            lines_before += values.shape[0]  # one line a row: a fast block has no blank or quoted lines
-            source.release(start)
-        if handed:
-            return
-    except NotFast:
-        pass
-    # The exact reader from ``start``: the whole stream (the header not read yet), or the header line again,
-    # then the rest. Nothing before ``start`` is read twice.
-    replay = io.BufferedReader(_Replay(header[0] if start else b"", source, start))
-    yield from csv_source(replay, name, live, numeric=numeric, text=(), allow_missing=allow_missing, keep=keep,
-                          label=label, out_format=out_format, line_offset=max(lines_before - 1, 0),
-                          rows_before=handed)
+    with _Kept(handle, live) as source:  # closed, a live pipe's reading thread goes, left early or not
+        header: list[bytes] = []
+        start = 0  # the stream's offset of the first byte not yet handed on in a block
+        lines_before = 0  # the stream's lines before that byte, the header's included
+        handed = 0
+        try:
+            layout = None
+            for lines in data_lines(source, BLOCK_BYTES, buffers=2, header_line=header):
+                if layout is None:
+                    layout = _layout(header[0], numeric, [*keep, *([label] if label else [])])
+                    start, lines_before = source.offset_after_header(header[0]), 1
+                width, cols, keep_cols = layout
+                parsed = parse_block(lines, width, cols, keep_cols or None)
+                values, kept = parsed if keep_cols else (parsed, None)
+                labels = None
+                if label:  # the last kept cell of each line; no quotes in a fast block, so a comma ends each cell
+                    kept, labels = _split_labels(kept, bool(keep))
+                if kept is not None and out_format != "csv":
+                    kept = [k.split(",")[:-1] for k in kept]
+                yield Block(values, None, kept, labels)
+                handed += values.shape[0]
+                start += lines.stop - lines.start
+                lines_before += values.shape[0]  # one line a row: a fast block has no blank or quoted lines
+                source.release(start)
+            if handed:
+                return
+        except NotFast:
+            pass
+        # The exact reader from ``start``: the whole stream (the header not read yet), or the header line again,
+        # then the rest. Nothing before ``start`` is read twice.
+        replay = io.BufferedReader(_Replay(header[0] if start else b"", source, start))
+        yield from csv_source(replay, name, live, numeric=numeric, text=(), allow_missing=allow_missing, keep=keep,
+                              label=label, out_format=out_format, line_offset=max(lines_before - 1, 0),
+                              rows_before=handed)
 
 
 def _split_labels(kept: list[str], keep: bool) -> tuple[list[str] | None, list[str]]:
@@ -117,26 +115,16 @@ class _Kept(io.RawIOBase):
         self.base = 0  # the stream's offset of kept[0]
         self.in_header = True  # the header line's newline not read yet
         self.first = b""  # the stream's first bytes (a byte order mark, or not)
-        self.chunks: queue.Queue | None = None
         self.left = b""  # a chunk's bytes that did not fit the last readinto
-        self.end: bytes | BaseException | None = None  # the end (b"") or an error, met ahead of its turn
-        if live:
-            self.chunks = queue.Queue(maxsize=_CHUNKS_AHEAD)
-            threading.Thread(target=self._produce, name="edgelr pipe", daemon=True).start()
+        self.ahead = ReadAhead(lambda: _chunks(handle), _CHUNKS_AHEAD, "edgelr pipe") if live else None
 
     def readable(self) -> bool:
         return True
 
-    def _produce(self) -> None:
-        try:
-            read = getattr(self.handle, "read1", None) or self.handle.read  # read1: what has arrived, one read
-            while True:
-                chunk = read(BLOCK_BYTES)
-                self.chunks.put(chunk)
-                if not chunk:
-                    return
-        except BaseException as exc:  # raised by the reader
-            self.chunks.put(exc)
+    def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()
+        super().close()
 
     def next_bytes(self, size: int) -> bytes:
         """Up to ``size`` more bytes of the stream (b"" at its end), not kept; live, at least one, as they
@@ -144,22 +132,14 @@ class _Kept(io.RawIOBase):
         if not self.left:
             if not self.live:
                 return self.handle.read(size)
-            item = self.end if self.end is not None else next_item(self.chunks)  # waits for the pipe
-            if isinstance(item, BaseException):
-                raise item
-            if not item:
-                self.end = b""  # for every later call too
+            item = self.ahead.get()  # waits for the pipe
+            if item is ReadAhead.END:
                 return b""
             self.left = item
-            while len(self.left) < size:  # what else has arrived, without waiting
-                try:
-                    item = self.chunks.get_nowait()
-                except queue.Empty:
-                    break
-                if isinstance(item, BaseException) or not item:
-                    self.end = item  # its turn comes after these bytes
-                    break
+            for item in self.ahead.arrived():  # what else has arrived, without waiting
                 self.left += item
+                if len(self.left) >= size:
+                    break
         data, self.left = self.left[:size], self.left[size:]
         return data
 
@@ -186,6 +166,13 @@ class _Kept(io.RawIOBase):
                                f"{self.base + len(self.kept)}]")  # a hand-over from here would lose bytes
         del self.kept[: offset - self.base]
         self.base = offset
+
+
+def _chunks(handle) -> Iterator[bytes]:
+    """A live handle's bytes, a read at a time, as they arrive."""
+    read = getattr(handle, "read1", None) or handle.read  # read1: what has arrived, one read
+    while chunk := read(BLOCK_BYTES):
+        yield chunk
 
 
 class _Replay(io.RawIOBase):

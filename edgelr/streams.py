@@ -21,10 +21,8 @@ import io
 import json
 import math
 import os
-import queue
 import stat
 import sys
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -32,14 +30,13 @@ import numpy as np
 
 from edgelr.data import _NUMBER, MISSING_TOKENS, check_header, csv_numbers, missing_problem
 from edgelr.errors import DataError
-from edgelr.interrupts import next_item
+from edgelr.interrupts import ReadAhead, open_heard
 
 # Cells per batch of parsed records. A record is Python strings, ~60 bytes a cell: batches of 65,536 rows
 # of 31 cells held ~390 MiB; by cells, a batch is ~4,000 such rows (~85 MiB in all, as fast) whatever the
 # width. A pipe's rows also wait in a queue of one batch's size, parsed.
 BATCH_CELLS = 131_072
 FORMATS = ("csv", "jsonl")
-_END = object()
 
 
 @dataclass
@@ -90,7 +87,7 @@ def open_source(data: str) -> tuple[io.BufferedReader, str, bool]:
             handle = open(os.dup(handle.fileno()), "rb")
         return handle, "stdin", live
     try:
-        handle = open(data, "rb")
+        handle = open_heard(data)  # a named pipe's open waits for its writer: on a thread, so a signal is heard
     except FileNotFoundError as exc:
         raise DataError(f"{data}: no such file") from exc
     except IsADirectoryError as exc:
@@ -139,46 +136,22 @@ def batches(records: Iterator, live: bool, width: int) -> Iterator[list]:
         if batch:
             yield batch
         return
-    q: queue.Queue = queue.Queue(maxsize=rows)  # bounded: a fast producer waits for the scorer
-
-    def produce() -> None:
-        try:
-            for record in records:
-                q.put(record)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            q.put(_Failure(exc))
-        q.put(_END)
-
-    threading.Thread(target=produce, name="edgelr read", daemon=True).start()
-    done = False
-    while not done:
-        batch = []
-        item = next_item(q)  # waits for the next row
-        while True:
-            if item is _END:
-                done = True
-                break
-            if isinstance(item, _Failure):
-                raise item.exc
-            batch.append(item)
-            if len(batch) == rows:
-                break
-            try:
-                item = q.get_nowait()
-            except queue.Empty:
-                break
-        if batch:
+    ahead = ReadAhead(lambda: records, rows)  # bounded: a fast producer waits for the scorer
+    try:
+        while (item := ahead.get()) is not ReadAhead.END:  # waits for the next row
+            batch = [item]
+            for item in ahead.arrived():  # and takes the rows that came with it
+                batch.append(item)
+                if len(batch) == rows:
+                    break
             yield batch
+    finally:  # left early (an error, an interruption, a caller done): the thread goes too
+        ahead.close()
 
 
 def batch_rows(width: int) -> int:
     """Records per batch for records of ``width`` cells."""
     return max(64, BATCH_CELLS // max(width, 1))
-
-
-class _Failure:
-    def __init__(self, exc: BaseException):
-        self.exc = exc
 
 
 # -- CSV ----------------------------------------------------------------------------------

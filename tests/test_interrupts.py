@@ -151,6 +151,40 @@ def test_a_signal_another_thread_got_still_ends_predict_on_a_waiting_pipe(tmp_pa
 
 @pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "tgkill")),
                     reason="needs Linux and glibc's tgkill (2.30 and later)")
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_another_thread_got_still_ends_predict_waiting_for_a_named_pipes_writer(tmp_path, model, spawn,
+                                                                                          signum, status):
+    # No writer opens the pipe: predict waits in its open. That open was the main thread's, deaf to a
+    # signal the kernel gave onnxruntime's threads (this test hung); now it waits on a thread of its own.
+    fifo, out = tmp_path / "rows.csv", tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    proc = spawn([*EDGELR, "predict", str(model), str(fifo), "-o", str(out)])
+    wait_for(lambda: catches(proc.pid, signal.SIGTERM) and len(os.listdir(f"/proc/{proc.pid}/task")) > 1, proc)
+    time.sleep(1.0)  # in its wait for a writer
+    signal_a_thread_not_main_and_wait(proc, signum, "predict waiting for a named pipe's writer")
+    assert proc.returncode == status, proc.stderr.read()
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "tgkill")),
+                    reason="needs Linux and glibc's tgkill (2.30 and later)")
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_another_thread_got_still_ends_predict_writing_to_a_stalled_reader(tmp_path, model, spawn,
+                                                                                     signum, status):
+    # predict's rows go to a pipe nobody reads: once it is full, predict waits to write. That wait was
+    # the main thread's, deaf to a signal the kernel gave another thread (this test hung).
+    data = tmp_path / "rows.csv"
+    data.write_text("lecture_hours,lab_hours\n" + "1.5,2.25\n4.75,3\n" * 100_000)  # ~5 MB of rows out
+    proc = spawn([*EDGELR, "predict", str(model), str(data)])
+    wait_for(lambda: catches(proc.pid, signal.SIGTERM) and len(os.listdir(f"/proc/{proc.pid}/task")) > 1, proc)
+    time.sleep(2.0)  # scored, and waiting for the reader
+    signal_a_thread_not_main_and_wait(proc, signum, "predict writing to a full pipe")
+    assert proc.returncode == status, proc.stderr.read()
+
+
+@pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "tgkill")),
+                    reason="needs Linux and glibc's tgkill (2.30 and later)")
 @pytest.mark.parametrize("command", ["train", "report"])
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_another_thread_got_still_ends_train_on_a_waiting_named_pipe(tmp_path, spawn, command, signum,
@@ -273,3 +307,141 @@ def test_a_threaded_reader_closed_early_lets_its_writer_go_and_raises_its_error_
     assert not writer.is_alive() and ended == ["broken pipe"]
     with pytest.raises(IsADirectoryError):
         interrupts.ThreadedReader(str(tmp_path))
+
+
+def reading_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name in ("edgelr read", "edgelr pipe")]
+
+
+def wait_until_gone(threads: list[threading.Thread], seconds: float = 10.0) -> None:
+    for thread in threads:
+        thread.join(seconds)
+    assert not [t for t in threads if t.is_alive()], "a reading thread was left blocked after its reader left"
+
+
+def test_live_batches_left_early_let_their_reading_thread_go():
+    # A library caller stops after one batch of an endless source: the thread that read ahead used to
+    # stay blocked in its queue's put for good.
+    from edgelr.streams import batches
+
+    before = set(reading_threads())
+    rows = batches(iter(range(10**12)), live=True, width=1)
+    assert next(rows)[:3] == [0, 1, 2]
+    started = [t for t in reading_threads() if t not in before]
+    assert started
+    rows.close()
+    wait_until_gone(started)
+
+
+@pytest.mark.parametrize("row", [b"1,2\n", b'"1",2\n'])  # the fast parse; a quote: the exact reader's
+def test_a_live_pipe_left_early_lets_its_reading_threads_and_its_writer_go(row):
+    from edgelr.pipes import piped_blocks
+
+    read_end, write_end = os.pipe()
+    ended = []
+
+    def write() -> None:
+        try:
+            with open(write_end, "wb") as out:
+                out.write(b"lecture_hours,lab_hours\n")
+                while True:  # for ever, unless the reader goes
+                    out.write(row * 4096)
+        except BrokenPipeError:
+            ended.append("broken pipe")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    before = set(reading_threads())
+    with open(read_end, "rb") as handle:
+        blocks = piped_blocks(handle, "stdin", True, numeric=["lecture_hours", "lab_hours"], allow_missing=False)
+        assert next(blocks).numbers[0].tolist() == [1.0, 2.0]
+        time.sleep(0.2)  # the threads read ahead until their queues are full
+        started = [t for t in reading_threads() if t not in before]
+        assert started
+        blocks.close()
+        wait_until_gone(started)
+    writer.join(10)
+    assert ended == ["broken pipe"]
+
+
+def test_a_wait_for_a_read_ahead_ends_when_it_is_closed():
+    # A reader of a reader (the exact reader's records read from the fast parse's kept bytes) waits in
+    # the first one's get on a thread of its own: closed, that get ends too, with END.
+    release = threading.Event()
+
+    def produce():
+        release.wait(30)
+        yield b"late"
+
+    ahead = interrupts.ReadAhead(produce, 1)
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(ahead.get()))
+    waiter.start()
+    time.sleep(0.2)
+    ahead.close()
+    waiter.join(5)
+    release.set()
+    assert not waiter.is_alive() and got == [interrupts.ReadAhead.END]
+
+
+def test_a_read_ahead_gives_items_in_order_then_the_end_or_its_error_each_time():
+    ahead = interrupts.ReadAhead(lambda: iter([1, 2, 3]), 2)
+    assert [ahead.get(), ahead.get(), ahead.get()] == [1, 2, 3]
+    assert ahead.get() is interrupts.ReadAhead.END and ahead.get() is interrupts.ReadAhead.END
+
+    def failing():
+        yield 1
+        raise OSError("the disk went")
+
+    ahead = interrupts.ReadAhead(failing, 4)
+    time.sleep(0.2)  # both queued: arrived() gives the item, the error waits for get
+    assert list(ahead.arrived()) == [1]
+    for _ in range(2):
+        with pytest.raises(OSError, match="the disk went"):
+            ahead.get()
+
+
+def test_a_threaded_writer_writes_every_text_in_order_and_raises_its_readers_going_away():
+    read_end, write_end = os.pipe()
+    got = []
+    reader = threading.Thread(target=lambda: got.append(read_all(read_end)))
+    reader.start()
+    out = interrupts.ThreadedWriter(write_end, "utf-8")
+    os.close(write_end)  # the writer keeps a copy of its own
+    texts = [f"{i},é\n" * (i % 7 + 1) for i in range(3000)]  # more than a pipe holds, in many writes
+    for text in texts:
+        assert out.write(text) == len(text)
+    out.close()
+    reader.join(10)
+    assert got[0].decode("utf-8") == "".join(texts)
+
+    read_end, write_end = os.pipe()
+    out = interrupts.ThreadedWriter(write_end)
+    os.close(write_end)
+    os.close(read_end)  # the reader went away
+    out.write("a,b\n")
+    with pytest.raises(BrokenPipeError):
+        out.flush()
+    with pytest.raises(BrokenPipeError):  # and again
+        out.write("c,d\n")
+
+
+def read_all(fd: int) -> bytes:
+    with open(fd, "rb") as handle:
+        return handle.read()
+
+
+def test_rows_before_an_error_reach_a_piped_stdout_as_they_reach_any_other(tmp_path, model):
+    # On a pipe, predict's rows go through a writer thread: the batches scored before a bad cell must
+    # still reach the reader before the error ends the process.
+    from click.testing import CliRunner
+
+    from edgelr.cli import main
+
+    data = tmp_path / "rows.csv"
+    data.write_text("lecture_hours,lab_hours\n" + "1.5,2.25\n" * 300_000 + "x,1\n")
+    piped = subprocess.run([*EDGELR, "predict", str(model), str(data)], capture_output=True, text=True)
+    direct = CliRunner().invoke(main, ["predict", str(model), str(data)])
+    assert piped.returncode == direct.exit_code == 1
+    assert "line 300002, column 'lecture_hours'" in piped.stderr
+    assert piped.stdout.count("\n") > 200_000 and piped.stdout == direct.stdout
