@@ -151,36 +151,27 @@ def test_a_signal_another_thread_got_still_ends_predict_on_a_waiting_pipe(tmp_pa
 
 @pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "tgkill")),
                     reason="needs Linux and glibc's tgkill (2.30 and later)")
+@pytest.mark.parametrize("waiting", ["for a named pipe's writer", "to write to a stalled reader"])
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_another_thread_got_still_ends_predict_waiting_for_a_named_pipes_writer(tmp_path, model, spawn,
-                                                                                          signum, status):
-    # No writer opens the pipe: predict waits in its open. That open was the main thread's, deaf to a
-    # signal the kernel gave onnxruntime's threads (this test hung); now it waits on a thread of its own.
-    fifo, out = tmp_path / "rows.csv", tmp_path / "out.csv"
-    os.mkfifo(fifo)
-    proc = spawn([*EDGELR, "predict", str(model), str(fifo), "-o", str(out)])
+def test_a_signal_another_thread_got_still_ends_predict_waiting_in_an_open_or_a_write(tmp_path, model, spawn,
+                                                                                       waiting, signum, status):
+    # Waiting for a writer that never opens the pipe, predict waits in its open; writing its rows to a
+    # pipe nobody reads, in a write once the pipe is full. Both waits were the main thread's, deaf to a
+    # signal the kernel gave another thread (both tests hung); now a thread of its own waits in each.
+    data, out = tmp_path / "rows.csv", tmp_path / "out.csv"
+    if waiting == "for a named pipe's writer":
+        os.mkfifo(data)
+        args = ["-o", str(out)]
+    else:
+        data.write_text("lecture_hours,lab_hours\n" + "1.5,2.25\n4.75,3\n" * 100_000)  # ~5 MB of rows out
+        args = []  # to stdout, which the test never reads
+    proc = spawn([*EDGELR, "predict", str(model), str(data), *args])
     wait_for(lambda: catches(proc.pid, signal.SIGTERM) and len(os.listdir(f"/proc/{proc.pid}/task")) > 1, proc)
-    time.sleep(1.0)  # in its wait for a writer
-    signal_a_thread_not_main_and_wait(proc, signum, "predict waiting for a named pipe's writer")
+    time.sleep(2.0)  # in its wait
+    signal_a_thread_not_main_and_wait(proc, signum, f"predict waiting {waiting}")
     assert proc.returncode == status, proc.stderr.read()
     assert not out.exists()
     assert leftovers(tmp_path) == []
-
-
-@pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "tgkill")),
-                    reason="needs Linux and glibc's tgkill (2.30 and later)")
-@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_another_thread_got_still_ends_predict_writing_to_a_stalled_reader(tmp_path, model, spawn,
-                                                                                     signum, status):
-    # predict's rows go to a pipe nobody reads: once it is full, predict waits to write. That wait was
-    # the main thread's, deaf to a signal the kernel gave another thread (this test hung).
-    data = tmp_path / "rows.csv"
-    data.write_text("lecture_hours,lab_hours\n" + "1.5,2.25\n4.75,3\n" * 100_000)  # ~5 MB of rows out
-    proc = spawn([*EDGELR, "predict", str(model), str(data)])
-    wait_for(lambda: catches(proc.pid, signal.SIGTERM) and len(os.listdir(f"/proc/{proc.pid}/task")) > 1, proc)
-    time.sleep(2.0)  # scored, and waiting for the reader
-    signal_a_thread_not_main_and_wait(proc, signum, "predict writing to a full pipe")
-    assert proc.returncode == status, proc.stderr.read()
 
 
 @pytest.mark.skipif(not (sys.platform.startswith("linux") and hasattr(ctypes.CDLL(None), "tgkill")),
