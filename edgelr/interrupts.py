@@ -20,6 +20,7 @@ import contextlib
 import io
 import os
 import queue
+import select
 import signal
 import stat
 import threading
@@ -122,22 +123,22 @@ def exit_status(exc: KeyboardInterrupt | Terminated) -> int:
 
 
 class ReadAhead:
-    """The items of an iterable made and run on a thread of its own, at most ``ahead`` of their reader,
-    waited for so that a signal is heard (``get``): the one way edgelr reads a pipe ahead
-    (``ThreadedReader``, the live pipe of ``pipes``, the records of ``streams.batches``).
+    """A thread that runs ``produce()`` and hands its items to the reader through a queue, at most
+    ``ahead`` of them waiting: the one way edgelr reads a pipe ahead (``ThreadedReader``, the live
+    pipe of ``pipes``, the records of ``streams.batches``). The reader's wait hears a signal (``get``).
 
     ``produce`` is called on the thread (an ``open`` that waits for a pipe's writer waits there).
     ``get`` gives the next item, ``END`` after the last (then and after), and raises the producer's
-    error (then and after). ``close`` lets the thread go: it stops at its next item, or, blocked in a
-    read, when that read ends (the writer writes or closes); a reader left early leaves no thread
-    blocked for good.
+    error (then and after). ``close`` lets the thread go: it hands on nothing more and ends before
+    its next item, or, blocked in a read, when that read returns (the writer writes or closes). A
+    reader that leaves early leaves no thread blocked for good.
     """
 
     END = object()  # what ``get`` gives after the last item
 
     def __init__(self, produce: Callable[[], Iterable], ahead: int, name: str = "edgelr read"):
         self._items: queue.Queue = queue.Queue(maxsize=ahead)
-        self._next = None  # an item taken by ``arrived`` ahead of its turn (the end, or an error)
+        self._final = _NOTHING  # END or the producer's error, once taken: given by every later get
         self._closing = threading.Event()
         threading.Thread(target=self._run, args=(produce,), name=name, daemon=True).start()
 
@@ -151,11 +152,13 @@ class ReadAhead:
             self._hand(_Failure(exc))
 
     def _hand(self, item) -> bool:
-        """Queue ``item`` for the reader; False when it has closed (nobody would take it)."""
+        """Queue ``item``; False once the reader has closed (nobody takes it, and nothing more is made)."""
         while not self._closing.is_set():
             with contextlib.suppress(queue.Full):
                 self._items.put(item, timeout=_WAKE_SECONDS)
-                return True
+                # A put that close() made room for: no read after it (one that waits on a quiet pipe
+                # would hold the handle's lock, and the caller's close of it, for as long).
+                return not self._closing.is_set()
         return False
 
     def get(self):
@@ -169,33 +172,33 @@ class ReadAhead:
         loaded machine). This wait returns to Python code every 0.1 s, and the main thread
         runs the marked handler there.
         """
-        item = self._next
-        while item is None:
+        item = self._final
+        while item is _NOTHING:
             if self._closing.is_set():  # nothing more comes: a reader of this one, on another thread, ends too
                 return self.END
             with contextlib.suppress(queue.Empty):
                 item = self._items.get(timeout=_WAKE_SECONDS)
         if item is self.END or isinstance(item, _Failure):
-            self._next = item  # for every later call too
+            self._final = item
         if isinstance(item, _Failure):
-            raise item.exc
+            item.raise_again()
         return item
 
     def arrived(self) -> Iterator:
         """The items that have arrived already, without waiting; the end and an error wait for ``get``."""
-        while self._next is None:
+        while self._final is _NOTHING:
             try:
                 item = self._items.get_nowait()
             except queue.Empty:
                 return
             if item is self.END or isinstance(item, _Failure):
-                self._next = item
+                self._final = item
                 return
             yield item
 
     def close(self) -> None:
         self._closing.set()
-        with contextlib.suppress(queue.Empty):  # room for the thread's pending put, which then sees the flag
+        with contextlib.suppress(queue.Empty):  # room for the thread's pending put, after which _hand stops it
             while True:
                 self._items.get_nowait()
 
@@ -204,7 +207,14 @@ class _Failure:
     """The producer's error, as an item."""
 
     def __init__(self, exc: BaseException):
-        self.exc = exc
+        self.exc, self.traceback = exc, exc.__traceback__
+
+    def raise_again(self):
+        """Raise the error with the producer's frames, not those of every earlier raise of it."""
+        raise self.exc.with_traceback(self.traceback)
+
+
+_NOTHING = object()  # no item yet (None may be one)
 
 
 class ThreadedReader(io.RawIOBase):
@@ -258,7 +268,8 @@ class ThreadedWriter:
         self._encoding, self._errors = encoding, errors
         self._items: queue.Queue = queue.Queue(maxsize=ahead)  # blocks of rows: a few MB each at most
         self._sent = self._written = 0
-        self._error: BaseException | None = None
+        self._error: _Failure | None = None
+        self._closed = False
         self._progress = threading.Condition()
         threading.Thread(target=self._run, name="edgelr write", daemon=True).start()
 
@@ -267,13 +278,13 @@ class ThreadedWriter:
             while (data := self._items.get()) is not None:
                 view = memoryview(data)
                 while view:  # a pipe's write may take part of it
-                    view = view[os.write(self._fd, view):]
+                    view = view[_write_waiting(self._fd, view):]
                 with self._progress:
                     self._written += 1
                     self._progress.notify_all()
         except BaseException as exc:  # raised by the caller's next write or flush
             with self._progress:
-                self._error = exc
+                self._error = _Failure(exc)
                 self._progress.notify_all()
         finally:
             os.close(self._fd)
@@ -282,8 +293,9 @@ class ThreadedWriter:
         return self
 
     def __exit__(self, kind, exc, tb) -> None:
-        """Every row written reaches the pipe (an error's message follows the rows before it), but after
-        an interruption, which a stalled reader may be the reason for: those rows are dropped."""
+        """Wait until everything written is in the pipe (an error's message then follows the rows before
+        it). Not after an interruption: a stalled reader may be its reason, and the rows not in the pipe
+        yet are dropped."""
         if kind is not None and issubclass(kind, INTERRUPTIONS):
             return
         try:
@@ -293,6 +305,8 @@ class ThreadedWriter:
                 raise  # else the error on its way stands
 
     def write(self, text: str) -> int:
+        if self._closed:
+            raise ValueError("write to a closed ThreadedWriter")
         self._raise()
         data = text.encode(self._encoding, self._errors)
         while True:
@@ -313,11 +327,12 @@ class ThreadedWriter:
     def close(self) -> None:
         """Flush, then let the thread go."""
         self.flush()
+        self._closed = True
         self._items.put(None)
 
     def _raise(self) -> None:
         if self._error is not None:
-            raise self._error
+            self._error.raise_again()
 
 
 def open_heard(path: str) -> io.BufferedReader:
@@ -335,6 +350,15 @@ def open_heard(path: str) -> io.BufferedReader:
         return ahead.get()
     finally:
         ahead.close()
+
+
+def _write_waiting(fd: int, data) -> int:
+    """``os.write``, which waits for room on a descriptor its other user made non-blocking too."""
+    while True:
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            select.select([], [fd], [])
 
 
 def _reads(path: str, size: int) -> Iterator[bytes]:

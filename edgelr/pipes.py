@@ -136,10 +136,9 @@ class _Kept(io.RawIOBase):
             if item is ReadAhead.END:
                 return b""
             self.left = item
-            for item in self.ahead.arrived():  # what else has arrived, without waiting
+            arrivals = self.ahead.arrived()  # what else has arrived, without waiting
+            while len(self.left) < size and (item := next(arrivals, None)) is not None:
                 self.left += item
-                if len(self.left) >= size:
-                    break
         data, self.left = self.left[:size], self.left[size:]
         return data
 

@@ -123,7 +123,8 @@ def batches(records: Iterator, live: bool, width: int) -> Iterator[list]:
     """Lists of up to ``batch_rows(width)`` records of ``width`` cells; when ``live``, of those that have
     arrived (at least one).
 
-    The records are produced on a thread when live (an exception there is raised here).
+    The records are produced on a thread when live. An exception there is raised here after the
+    records before it: every row before a bad line is answered, then the error ends the stream.
     """
     rows = batch_rows(width)
     if not live:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 import os
@@ -325,34 +326,61 @@ def test_live_batches_left_early_let_their_reading_thread_go():
 
 
 @pytest.mark.parametrize("row", [b"1,2\n", b'"1",2\n'])  # the fast parse; a quote: the exact reader's
-def test_a_live_pipe_left_early_lets_its_reading_threads_and_its_writer_go(row):
+def test_a_live_pipe_left_early_lets_its_reading_threads_go_while_its_writer_is_quiet(row):
+    # The writer writes more than the threads read ahead, then goes quiet (a sensor, `tail -f`) with the
+    # pipe open. Left early, each thread must end without starting another read: one would wait on the
+    # quiet pipe, holding the handle's lock, and the caller's close of the handle with it.
     from edgelr.pipes import piped_blocks
 
     read_end, write_end = os.pipe()
-    ended = []
+    quiet, ended = threading.Event(), []
 
     def write() -> None:
-        try:
-            with open(write_end, "wb") as out:
-                out.write(b"lecture_hours,lab_hours\n")
-                while True:  # for ever, unless the reader goes
+        with open(write_end, "wb") as out:
+            out.write(b"lecture_hours,lab_hours\n")
+            with contextlib.suppress(BrokenPipeError):
+                for _ in range(100):  # ~3.5 MB, past the threads' queues and the pipe's buffer
                     out.write(row * 4096)
-        except BrokenPipeError:
-            ended.append("broken pipe")
+                quiet.wait(30)  # the pipe open, nothing written
+            ended.append(True)
 
     writer = threading.Thread(target=write)
     writer.start()
     before = set(reading_threads())
-    with open(read_end, "rb") as handle:
-        blocks = piped_blocks(handle, "stdin", True, numeric=["lecture_hours", "lab_hours"], allow_missing=False)
-        assert next(blocks).numbers[0].tolist() == [1.0, 2.0]
-        time.sleep(0.2)  # the threads read ahead until their queues are full
-        started = [t for t in reading_threads() if t not in before]
-        assert started
-        blocks.close()
-        wait_until_gone(started)
+    handle = open(read_end, "rb")
+    blocks = piped_blocks(handle, "stdin", True, numeric=["lecture_hours", "lab_hours"], allow_missing=False)
+    assert next(blocks).numbers[0].tolist() == [1.0, 2.0]
+    time.sleep(0.5)  # the threads read ahead until their queues are full
+    started = [t for t in reading_threads() if t not in before]
+    assert started
+    blocks.close()
+    wait_until_gone(started, seconds=3.0)
+    closing = threading.Thread(target=handle.close)
+    closing.start()
+    closing.join(3.0)
+    quiet.set()
     writer.join(10)
-    assert ended == ["broken pipe"]
+    assert not closing.is_alive(), "closing the handle waited on a read of the quiet pipe"
+    assert ended == [True]
+
+
+def test_a_read_ahead_closed_makes_nothing_more():
+    # Its producer waits to hand on item 2 (item 1 queued): the close makes room for that put, and
+    # then nothing more may be made. Made, the next item would be a read, which on a quiet pipe waits.
+    made = []
+
+    def produce():
+        for i in range(100):
+            made.append(i)
+            yield i
+
+    ahead = interrupts.ReadAhead(produce, 1)
+    assert ahead.get() == 0
+    time.sleep(0.3)
+    assert made == [0, 1, 2]
+    ahead.close()
+    time.sleep(0.3)
+    assert made == [0, 1, 2]
 
 
 def test_a_wait_for_a_read_ahead_ends_when_it_is_closed():
@@ -436,3 +464,41 @@ def test_rows_before_an_error_reach_a_piped_stdout_as_they_reach_any_other(tmp_p
     assert piped.returncode == direct.exit_code == 1
     assert "line 300002, column 'lecture_hours'" in piped.stderr
     assert piped.stdout.count("\n") > 200_000 and piped.stdout == direct.stdout
+
+
+def test_a_threaded_writer_waits_for_room_on_a_non_blocking_pipe():
+    # A parent may hand over stdout non-blocking: a write to the full pipe then fails with EAGAIN
+    # (BlockingIOError) instead of waiting. The writer's thread waits for room and goes on.
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    got = []
+
+    def slow_reader() -> None:
+        time.sleep(0.3)  # the pipe fills first
+        got.append(read_all(read_end))
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    with interrupts.ThreadedWriter(write_end) as out:
+        os.close(write_end)
+        for i in range(40):
+            out.write(f"{i}," * 10_000 + "\n")
+    reader.join(10)
+    assert got[0].decode() == "".join(f"{i}," * 10_000 + "\n" for i in range(40))
+    with pytest.raises(ValueError, match="closed"):
+        out.write("late\n")
+
+
+def test_a_read_ahead_hands_on_none_as_any_item():
+    ahead = interrupts.ReadAhead(lambda: [1, None, 2], 4)
+    assert [ahead.get() for _ in range(4)] == [1, None, 2, interrupts.ReadAhead.END]
+
+
+def test_rows_before_a_bad_line_on_a_pipe_are_answered_then_the_error_ends_predict(model):
+    # The exact reader's records come from a thread: its error arrives after the rows before it, which
+    # are scored and written first, whatever the timing of the two threads.
+    done = subprocess.run([*EDGELR, "predict", str(model), "-"], capture_output=True, text=True,
+                          input="lecture_hours,lab_hours\n1,2\n5,3\n1,2,3\n")
+    assert done.returncode == 1 and done.stderr.startswith("Error: stdin, line 4"), done.stderr
+    assert done.stdout.splitlines()[0] == "label,probability_0,probability_1"
+    assert len(done.stdout.splitlines()) == 3
